@@ -1,0 +1,7 @@
+"""Recommenders, one file per model, resolved by name through the registry."""
+
+from jaxrec.models import lightgcn, mf  # noqa: F401  (registers the models)
+from jaxrec.models.base import Recommender
+from jaxrec.models.registry import create, get, hyperparameters, names, register
+
+__all__ = ["Recommender", "create", "get", "hyperparameters", "names", "register"]

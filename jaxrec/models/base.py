@@ -1,0 +1,82 @@
+"""The model contract shared by every recommender in jaxrec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxrec import losses
+from jaxrec.data import Dataset
+from jaxrec.data.batching import Batch
+
+Context = dict[str, Any]
+
+
+class Recommender(nnx.Module):
+  """A model scored by the dot product of final user and item embeddings.
+
+  Subclasses implement :meth:`embed` and :meth:`loss`; graph models also
+  :meth:`build_context`, per-epoch models :meth:`on_epoch`. Everything a
+  jitted function needs besides parameters (graphs, features, per-epoch
+  products) lives in the ``context`` pytree and is passed as an argument.
+  """
+
+  #: Modalities (feature names) the model cannot run without.
+  required_modalities: tuple[str, ...] = ()
+
+  def build_context(self, dataset: Dataset) -> Context:
+    """Host-side, once: static device arrays the jitted functions receive."""
+    del dataset
+    return {}
+
+  def on_epoch(self, context: Context, key: jax.Array, epoch: jax.Array) -> Context:
+    """Per-epoch products (pruned graphs, pools); the default changes nothing."""
+    del key, epoch
+    return context
+
+  def embed(self, context: Context, *, train: bool) -> tuple[jax.Array, jax.Array]:
+    """Returns final ``([n_users, d], [n_items, d])`` embeddings."""
+    raise NotImplementedError
+
+  def loss(
+      self, context: Context, batch: Batch, key: jax.Array
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Returns ``(loss, parts)`` for one ``[batch]`` of triples."""
+    raise NotImplementedError
+
+
+def xavier_table(key: jax.Array, n: int, d: int) -> jax.Array:
+  """``[n, d]`` Xavier-uniform table, bound ``sqrt(6 / (n + d))`` like torch's."""
+  return nnx.initializers.xavier_uniform()(key, (n, d), jnp.float32)
+
+
+class IDEmbeddingModel(Recommender):
+  """User and item ID tables trained with BPR + ``reg_weight`` * MMRec's EmbLoss.
+
+  The regulariser acts on the batch's ego (layer-0) embeddings, as in MMRec's
+  BPR-MF and LightGCN.
+  """
+
+  def __init__(
+      self, dataset: Dataset, *, rngs: nnx.Rngs, embedding_size: int = 64, reg_weight: float = 0.0
+  ):
+    self.n_users, self.n_items = dataset.n_users, dataset.n_items
+    self.reg_weight = float(reg_weight)
+    self.user_embedding = nnx.Param(xavier_table(rngs.params(), self.n_users, embedding_size))
+    self.item_embedding = nnx.Param(xavier_table(rngs.params(), self.n_items, embedding_size))
+
+  def loss(self, context, batch, key):
+    del key
+    users, items = self.embed(context, train=True)
+    u, p, n = users[batch.users], items[batch.pos_items], items[batch.neg_items]
+    bpr = losses.bpr_loss(jnp.sum(u * p, -1), jnp.sum(u * n, -1), where=batch.mask)
+    reg = losses.emb_loss(
+        self.user_embedding[...][batch.users],
+        self.item_embedding[...][batch.pos_items],
+        self.item_embedding[...][batch.neg_items],
+        where=batch.mask,
+    )
+    return bpr + self.reg_weight * reg, {"bpr": bpr, "reg": reg}

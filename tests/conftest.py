@@ -1,0 +1,33 @@
+import os
+
+import pytest
+
+# Tests run on CPU; keep XLA from grabbing every core's worth of threads per process.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def tiny_config(name: str = "lightgcn"):
+  """A CPU-friendly config: small synthetic data, a few epochs."""
+  import importlib.util
+  import pathlib
+
+  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"config_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.dataset.synthetic.n_users = 300
+  config.dataset.synthetic.n_items = 200
+  config.dataset.synthetic.mean_interactions = 15
+  config.dataset.synthetic.image_dim = 32
+  config.dataset.synthetic.text_dim = 16
+  config.train_batch_size = 256
+  config.eval_batch_size = 128
+  config.epochs = 4
+  config.model.embedding_size = 16
+  return config
+
+
+@pytest.fixture
+def make_config():
+  return tiny_config
