@@ -11,7 +11,7 @@ compiled program serves every block of every call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -45,11 +45,11 @@ class _Block(NamedTuple):
 
   users: jax.Array  # [B] int32 user ids; padding rows reuse a real id and are invalid.
   valid: jax.Array  # [B] bool
-  n_gt: jax.Array  # [B] int32 |GT_u|
+  n_gt: jax.Array  # [n_splits, B] int32 |GT_u| per split (0: not evaluated there)
   train_rows: jax.Array  # [max_train_nnz] int32
   train_cols: jax.Array  # [max_train_nnz] int32
-  gt_rows: jax.Array  # [max_gt_nnz] int32
-  gt_cols: jax.Array  # [max_gt_nnz] int32
+  gt_rows: jax.Array  # [n_splits, max_gt_nnz] int32
+  gt_cols: jax.Array  # [n_splits, max_gt_nnz] int32
 
 
 def _rows_coo(csr: CSR, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,16 +80,20 @@ def _masked_scores(score_fn: ScoreFn, user_emb: Any, item_emb: Any, block: _Bloc
 
 
 class Evaluator:
-  """Full-ranking top-K evaluator of one split (MMRec protocol).
+  """Full-ranking top-K evaluator of one split, or of several sharing one ranking.
 
-  Build once per split (host work: CSR -> padded per-block COO on device), then call
-  with the current embeddings every evaluation.
+  Build once (host work: CSR -> padded per-block COO on device), then call with the
+  current embeddings every evaluation. Given a mapping of splits (e.g. valid and
+  test), every user is scored and ranked once and each split's metrics are computed
+  from that ranking: both splits mask the same training items, so the rankings are
+  the same as evaluating them one at a time.
 
   Attributes:
     ks: the cut-offs, e.g. ``(5, 10, 20, 50)``; the ranking keeps ``max(ks)`` items.
     users: ``[n_users_evaluated]`` int32 ids of the evaluated users, ascending.
-    n_users_evaluated: users with at least one ground-truth item in the split; users
-      without any are skipped (neither scored nor counted in the averages).
+    n_users_evaluated: users with at least one ground-truth item in the split (in any
+      of the splits); users without any are skipped (neither scored nor counted).
+    split_names: the mapping's keys, or ``None`` for a single split.
     batch_size: users per block, ``min(batch_size, n_users_evaluated)``.
     n_blocks: number of blocks per evaluation.
 
@@ -101,7 +105,7 @@ class Evaluator:
 
   def __init__(
       self,
-      split: CSR,
+      split: CSR | Mapping[str, CSR],
       train: CSR,
       *,
       ks: Sequence[int] = DEFAULT_KS,
@@ -111,16 +115,23 @@ class Evaluator:
     """Precomputes the device-side blocks.
 
     Args:
-      split: ``[n_users, n_items]`` ground truth of the evaluated split (valid or test).
+      split: ``[n_users, n_items]`` ground truth of the evaluated split (valid or test),
+        or a mapping name -> such CSR to evaluate several splits with one ranking.
       train: ``[n_users, n_items]`` training interactions; exactly these are masked.
       ks: cut-offs, each in ``[1, n_items]``.
       batch_size: users per block; bounds the ``[batch_size, n_items]`` score matrix.
       score_fn: ``(user_rows [B, d], item_emb) -> [B, n_items]`` scores; the default is
         the dot product. Called at trace time only, and must be jittable.
     """
-    if split.n_rows != train.n_rows or split.n_cols != train.n_cols:
-      raise ValueError(f"Shape mismatch: split is {split.n_rows}x{split.n_cols}, "
-                       f"train is {train.n_rows}x{train.n_cols}.")
+    self.split_names = tuple(split) if isinstance(split, Mapping) else None
+    splits = tuple(split.values()) if isinstance(split, Mapping) else (split,)
+    if not splits:
+      raise ValueError("Expected at least one split.")
+    for sp in splits:
+      if sp.n_rows != train.n_rows or sp.n_cols != train.n_cols:
+        raise ValueError(f"Shape mismatch: split is {sp.n_rows}x{sp.n_cols}, "
+                         f"train is {train.n_rows}x{train.n_cols}.")
+    split = splits[0]
     self.ks = tuple(int(k) for k in ks)
     if not self.ks or min(self.ks) < 1 or max(self.ks) > split.n_cols:
       raise ValueError(f"Every k must be in [1, n_items={split.n_cols}]; got {self.ks}.")
@@ -130,50 +141,59 @@ class Evaluator:
     self.n_items = split.n_cols
     self.max_k = max(self.ks)
     self.keys = metric_keys(self.ks)
-    self.users = split.nonempty_rows()
+    self.users = np.unique(np.concatenate([sp.nonempty_rows() for sp in splits]))
+    self.users = self.users.astype(np.int32)
     self.n_users_evaluated = int(self.users.shape[0])
+    self._split_users = [int(sp.nonempty_rows().shape[0]) for sp in splits]
     self.batch_size = max(1, min(int(batch_size), self.n_users_evaluated))
     self._score_fn = score_fn
-    self._blocks = self._build_blocks(split, train)
+    self._blocks = self._build_blocks(splits, train)
     self.n_blocks = len(self._blocks)
     # One jit per evaluator: score_fn and ks are fixed here, shapes are equal across
     # blocks, so each compiles once (per embedding shape/dtype).
     self._block_sums = jax.jit(self._block_sums_impl)
     self._block_topk = jax.jit(self._block_topk_impl, static_argnums=3)
 
-  def _build_blocks(self, split: CSR, train: CSR) -> list[_Block]:
+  def _build_blocks(self, splits: Sequence[CSR], train: CSR) -> list[_Block]:
     b = self.batch_size
     host = []
     for start in range(0, self.n_users_evaluated, b):
       users = self.users[start:start + b]
-      host.append((users, _rows_coo(train, users), _rows_coo(split, users)))
+      host.append((users, _rows_coo(train, users), [_rows_coo(sp, users) for sp in splits]))
     # Pad every block's COO to the largest block's nnz (>= 1 to avoid empty arrays).
     max_train = max([1] + [t[0].shape[0] for _, t, _ in host])
-    max_gt = max([1] + [g[0].shape[0] for _, _, g in host])
-    n_gt_all = split.row_lengths()
+    max_gt = max([1] + [g[0].shape[0] for _, _, gs in host for g in gs])
+    n_gt_all = [sp.row_lengths() for sp in splits]
     blocks = []
-    for users, (t_rows, t_cols), (g_rows, g_cols) in host:
+    for users, (t_rows, t_cols), gts in host:
       n = users.shape[0]
       padded_users = _pad(users, b, int(users[0]))
+      valid = np.arange(b) < n
       blocks.append(_Block(
           users=jnp.asarray(padded_users),
-          valid=jnp.asarray(np.arange(b) < n),
-          n_gt=jnp.asarray(n_gt_all[padded_users].astype(np.int32)),
+          valid=jnp.asarray(valid),
+          n_gt=jnp.asarray(np.stack([np.where(valid, g[padded_users], 0).astype(np.int32)
+                                     for g in n_gt_all])),
           train_rows=jnp.asarray(_pad(t_rows, max_train, b)),
           train_cols=jnp.asarray(_pad(t_cols, max_train, 0)),
-          gt_rows=jnp.asarray(_pad(g_rows, max_gt, b)),
-          gt_cols=jnp.asarray(_pad(g_cols, max_gt, 0)),
+          gt_rows=jnp.asarray(np.stack([_pad(r, max_gt, b) for r, _ in gts])),
+          gt_cols=jnp.asarray(np.stack([_pad(c, max_gt, 0) for _, c in gts])),
       ))
     return blocks
 
-  def _block_sums_impl(self, user_emb: Any, item_emb: Any, block: _Block) -> dict[str, jax.Array]:
+  def _block_sums_impl(self, user_emb: Any, item_emb: Any,
+                       block: _Block) -> list[dict[str, jax.Array]]:
     scores = _masked_scores(self._score_fn, user_emb, item_emb, block, self.n_items)
     _, top = jax.lax.top_k(scores, self.max_k)  # [B, max_k]; ties -> lower item id first.
-    gt = jnp.zeros(scores.shape, dtype=bool)
-    gt = gt.at[block.gt_rows, block.gt_cols].set(True, mode="drop")
-    hits = jnp.take_along_axis(gt, top, axis=1)
-    per_user = topk_metrics(hits, block.n_gt, ks=self.ks, where=block.valid)
-    return {key: jnp.sum(v) for key, v in per_user.items()}
+    out = []
+    for s in range(block.n_gt.shape[0]):  # A handful of splits, static.
+      gt = jnp.zeros(scores.shape, dtype=bool)
+      gt = gt.at[block.gt_rows[s], block.gt_cols[s]].set(True, mode="drop")
+      hits = jnp.take_along_axis(gt, top, axis=1)
+      n_gt = block.n_gt[s]
+      per_user = topk_metrics(hits, n_gt, ks=self.ks, where=block.valid & (n_gt > 0))
+      out.append({key: jnp.sum(v) for key, v in per_user.items()})
+    return out
 
   def _block_topk_impl(self, user_emb: Any, item_emb: Any, block: _Block, k: int) -> jax.Array:
     scores = _masked_scores(self._score_fn, user_emb, item_emb, block, self.n_items)
@@ -186,7 +206,7 @@ class Evaluator:
         raise ValueError(f"user_emb has {leaf.shape[0]} rows; the split has "
                          f"{self.n_users} users.")
 
-  def __call__(self, user_emb: jax.Array, item_emb: jax.Array) -> dict[str, float]:
+  def __call__(self, user_emb: jax.Array, item_emb: jax.Array) -> dict[str, Any]:
     """Evaluates all blocks and averages each metric over the evaluated users.
 
     Args:
@@ -196,15 +216,21 @@ class Evaluator:
 
     Returns:
       ``{'recall@5': ..., ..., 'map@50': ...}`` Python floats, keys ordered metric-major
-      as in MMRec; all 0.0 if the split has no ground truth.
+      as in MMRec; all 0.0 if the split has no ground truth. With a mapping of splits,
+      ``{name: {...}}`` for each split.
     """
     self._check_users(user_emb)
     sums = [self._block_sums(user_emb, item_emb, block) for block in self._blocks]
     # Fetch all per-block float32 sums at once; the cross-block sum is done in float64.
     sums = jax.device_get(sums)
-    denom = max(self.n_users_evaluated, 1)
-    return {key: float(np.sum([s[key] for s in sums], dtype=np.float64)) / denom
-            for key in self.keys}
+    results = []
+    for s, n_users in enumerate(self._split_users):
+      denom = max(n_users, 1)
+      results.append({key: float(np.sum([b[s][key] for b in sums], dtype=np.float64)) / denom
+                      for key in self.keys})
+    if self.split_names is None:
+      return results[0]
+    return dict(zip(self.split_names, results))
 
   def topk(self, user_emb: jax.Array, item_emb: jax.Array,
            k: int = 50) -> tuple[np.ndarray, np.ndarray]:

@@ -140,12 +140,10 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   return Setup(dataset, graphdef, params, context)
 
 
-def _evaluators(dataset: Dataset, config) -> dict[str, Evaluator]:
-  return {
-      split: Evaluator(dataset.split(split), dataset.train, ks=tuple(config.topk),
-                       batch_size=config.eval_batch_size)
-      for split in ("valid", "test")
-  }
+def _evaluator(dataset: Dataset, config) -> Evaluator:
+  """Valid and test ranked once per evaluation: both mask the same train items."""
+  return Evaluator({"valid": dataset.valid, "test": dataset.test}, dataset.train,
+                   ks=tuple(config.topk), batch_size=config.eval_batch_size)
 
 
 def _round(metrics: dict[str, float]) -> dict[str, float]:
@@ -177,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   data = make_train_data(ds)
   epoch_fn = make_epoch_fn(graphdef, tx, config.train_batch_size)
   on_epoch, embed = _model_fns(graphdef)
-  evaluators = _evaluators(ds, config)
+  evaluator = _evaluator(ds, config)
   setup_seconds = time.perf_counter() - t_setup
   log.info("%s on %s: %d users, %d items, %d train edges, %d batches/epoch (setup %.1fs)",
            config.model_name, ds.name, ds.n_users, ds.n_items, len(ds.train_edges),
@@ -221,8 +219,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
           f"The last good checkpoint (epoch {ckpt.latest_epoch('latest')}) is kept in {workdir}.")
 
     users, items = embed(state["params"], epoch_context)
-    valid = evaluators["valid"](users, items)
-    test = evaluators["test"](users, items)
+    results = evaluator(users, items)
+    valid, test = results["valid"], results["test"]
     t3 = time.perf_counter()
     improved = stopper.update(epoch, valid, test)
     timings["train"].append(t2 - t0)
@@ -298,11 +296,11 @@ def evaluate_workdir(workdir: str | os.PathLike, *, export_topk: str | None = No
   on_epoch, embed = _model_fns(graphdef)
   key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), epoch))[0]
   users, items = embed(params, on_epoch(params, context, key, epoch))
-  evaluators = _evaluators(ds, config)
-  result = {"epoch": epoch, "valid": evaluators["valid"](users, items),
-            "test": evaluators["test"](users, items)}
+  result = {"epoch": epoch, **_evaluator(ds, config)(users, items)}
   if export_topk:
-    ids, top = evaluators["test"].topk(users, items, k=max(config.topk))
+    test_only = Evaluator(ds.test, ds.train, ks=tuple(config.topk),
+                          batch_size=config.eval_batch_size)
+    ids, top = test_only.topk(users, items, k=max(config.topk))
     np.savez(export_topk, users=ids, topk=top)
   return result
 

@@ -201,3 +201,22 @@ def test_no_ground_truth_and_bad_inputs():
     ev(_SCORES, _EYE[:5])
   with pytest.raises(ValueError, match="k must be in"):
     ev.topk(_SCORES, _EYE, k=0)
+
+
+def test_several_splits_share_one_ranking_and_match_one_at_a_time():
+  train_csr, test_csr, train, test, user_emb, item_emb = _random_case(3)
+  # A second split with other users (some only there, some in both).
+  rng = np.random.default_rng(7)
+  other = np.zeros_like(test)
+  for u in rng.choice(train.shape[0], train.shape[0] // 2, replace=False):
+    free = np.flatnonzero(~train[u] & ~test[u])
+    other[u, rng.choice(free, min(2, free.size), replace=False)] = True
+  other_csr = CSR.from_coo(*np.nonzero(other), *other.shape)
+  both = Evaluator({"valid": other_csr, "test": test_csr}, train_csr, batch_size=16)
+  got = both(user_emb, item_emb)
+  assert set(got) == {"valid", "test"}
+  for name, csr in (("valid", other_csr), ("test", test_csr)):
+    alone = Evaluator(csr, train_csr, batch_size=16)(user_emb, item_emb)
+    for key in alone:
+      np.testing.assert_allclose(got[name][key], alone[key], rtol=1e-6, err_msg=key)
+  assert both.n_users_evaluated == int((test | other).any(1).sum())
