@@ -18,4 +18,5 @@ def get_config():
   config.model.n_layers = 2
   config.model.reg_weight = 1e-4
   config.model.propagation = "sparse"
+  config.model.init = "xavier_uniform"
   return config

@@ -14,5 +14,6 @@ def get_config():
   config.model_name = "mf"
   # Model section: keyword arguments of jaxrec.models.mf.MF.
   config.model.embedding_size = 64
-  config.model.reg_weight = 1e-5
+  config.model.reg_weight = 0.1  # MMRec's grid: {2, 1, 0.1, 1e-2, 1e-3, 1e-4, 1e-5}.
+  config.model.init = "xavier_normal"
   return config

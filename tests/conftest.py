@@ -28,6 +28,12 @@ def tiny_config(name: str = "lightgcn"):
   return config
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory):
+  # Derived-data caches (kNN graphs) go to a temporary folder, not ~/.cache.
+  os.environ["JAXREC_CACHE_DIR"] = str(tmp_path_factory.mktemp("jaxrec_cache"))
+
+
 @pytest.fixture
 def make_config():
   return tiny_config

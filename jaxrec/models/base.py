@@ -27,9 +27,12 @@ class Recommender(nnx.Module):
   #: Modalities (feature names) the model cannot run without.
   required_modalities: tuple[str, ...] = ()
 
-  def build_context(self, dataset: Dataset) -> Context:
-    """Host-side, once: static device arrays the jitted functions receive."""
-    del dataset
+  def build_context(self, dataset: Dataset, *, cache_dir: str | None = None) -> Context:
+    """Host-side, once: static device arrays the jitted functions receive.
+
+    ``cache_dir`` is where expensive derived data (e.g. kNN graphs) may be cached.
+    """
+    del dataset, cache_dir
     return {}
 
   def on_epoch(self, context: Context, key: jax.Array, epoch: jax.Array) -> Context:
@@ -48,9 +51,18 @@ class Recommender(nnx.Module):
     raise NotImplementedError
 
 
-def xavier_table(key: jax.Array, n: int, d: int) -> jax.Array:
-  """``[n, d]`` Xavier-uniform table, bound ``sqrt(6 / (n + d))`` like torch's."""
-  return nnx.initializers.xavier_uniform()(key, (n, d), jnp.float32)
+_INITS = {"xavier_uniform": nnx.initializers.xavier_uniform,
+          "xavier_normal": nnx.initializers.xavier_normal}
+
+
+def xavier_table(key: jax.Array, n: int, d: int, init: str = "xavier_uniform") -> jax.Array:
+  """``[n, d]`` table initialised like torch's ``xavier_uniform_`` / ``xavier_normal_``.
+
+  Uniform bound ``sqrt(6 / (n + d))``; normal std ``sqrt(2 / (n + d))``.
+  """
+  if init not in _INITS:
+    raise ValueError(f"Unknown init {init!r}; valid: {', '.join(sorted(_INITS))}.")
+  return _INITS[init]()(key, (n, d), jnp.float32)
 
 
 class IDEmbeddingModel(Recommender):
@@ -61,12 +73,20 @@ class IDEmbeddingModel(Recommender):
   """
 
   def __init__(
-      self, dataset: Dataset, *, rngs: nnx.Rngs, embedding_size: int = 64, reg_weight: float = 0.0
+      self,
+      dataset: Dataset,
+      *,
+      rngs: nnx.Rngs,
+      embedding_size: int = 64,
+      reg_weight: float = 0.0,
+      init: str = "xavier_uniform",
   ):
     self.n_users, self.n_items = dataset.n_users, dataset.n_items
     self.reg_weight = float(reg_weight)
-    self.user_embedding = nnx.Param(xavier_table(rngs.params(), self.n_users, embedding_size))
-    self.item_embedding = nnx.Param(xavier_table(rngs.params(), self.n_items, embedding_size))
+    self.user_embedding = nnx.Param(
+        xavier_table(rngs.params(), self.n_users, embedding_size, init))
+    self.item_embedding = nnx.Param(
+        xavier_table(rngs.params(), self.n_items, embedding_size, init))
 
   def loss(self, context, batch, key):
     del key

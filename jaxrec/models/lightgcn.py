@@ -34,12 +34,15 @@ class LightGCN(IDEmbeddingModel):
       reg_weight: float = 1e-4,
       n_layers: int = 2,
       propagation: str = "sparse",
+      init: str = "xavier_uniform",
   ):
-    super().__init__(dataset, rngs=rngs, embedding_size=embedding_size, reg_weight=reg_weight)
+    super().__init__(dataset, rngs=rngs, embedding_size=embedding_size, reg_weight=reg_weight,
+                     init=init)
     self.n_layers = int(n_layers)
     self.propagation = propagation
 
-  def build_context(self, dataset):
+  def build_context(self, dataset, *, cache_dir=None):
+    del cache_dir
     users, items = dataset.train_edges[:, 0], dataset.train_edges[:, 1]
     return {"adj": normalized_bipartite_adjacency(users, items, self.n_users, self.n_items)}
 

@@ -26,6 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.dataset.feature_files = ml_collections.ConfigDict(
       {"image": "image_feat.npy", "text": "text_feat.npy"})
   config.dataset.required_modalities = ()
+  # Derived data (kNN item graphs); '' = $JAXREC_CACHE_DIR or ~/.cache/jaxrec.
+  config.dataset.cache_dir = ""
   # Keyword arguments of jaxrec.data.make_synthetic (the embedded default).
   config.dataset.synthetic = ml_collections.ConfigDict(dict(
       n_users=2000, n_items=1000, mean_interactions=24.0, n_factors=16, popularity_skew=1.0,

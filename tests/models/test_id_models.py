@@ -35,7 +35,7 @@ def _reference_loss(u_final, i_final, u_ego, i_ego, b, reg_weight):
 
 def test_xavier_uniform_bound_matches_torch():
   ds, _ = _dataset()
-  model = models.create("mf", ds, {"embedding_size": 64}, rngs=nnx.Rngs(0))
+  model = models.create("lightgcn", ds, {"embedding_size": 64}, rngs=nnx.Rngs(0))
   bound = np.sqrt(6 / (6 + 64))
   w = np.asarray(model.user_embedding[...])
   assert w.shape == (6, 64) and np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
@@ -102,3 +102,13 @@ def test_registry_errors():
     models.create("lightgcn", ds, {"n_layer": 3}, rngs=nnx.Rngs(0))
   with pytest.raises(KeyError, match="already registered"):
     models.register("mf")(type("Other", (), {}))
+
+
+def test_mf_uses_xavier_normal_like_mmrec():
+  ds, _ = _dataset()
+  big = Dataset("big", 3000, 2000, *[CSR.from_coo([0], [0], 3000, 2000)] * 3,
+                np.zeros((1, 2), np.int32))
+  del ds
+  w = np.asarray(models.create("mf", big, {}, rngs=nnx.Rngs(0)).item_embedding[...])
+  np.testing.assert_allclose(w.std(), np.sqrt(2 / (2000 + 64)), rtol=0.03)
+  assert np.abs(w).max() > np.sqrt(6 / (2000 + 64))  # Unbounded, unlike the uniform init.
