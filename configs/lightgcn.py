@@ -16,7 +16,7 @@ def get_config():
   # Model section: keyword arguments of jaxrec.models.lightgcn.LightGCN.
   config.model.embedding_size = 64
   config.model.n_layers = 2
-  config.model.reg_weight = 1e-4
+  config.model.reg_weight = 1e-3  # Selected on valid Recall@20 from {1e-3, 1e-4, 1e-5}.
   config.model.propagation = "sparse"
   config.model.init = "xavier_uniform"
   return config

@@ -14,7 +14,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-_COMMANDS = ("train", "evaluate")
+_COMMANDS = ("train", "evaluate", "sweep")
 
 
 def _flags(argv: list[str]) -> flags.FlagValues:
@@ -27,13 +27,16 @@ def _flags(argv: list[str]) -> flags.FlagValues:
                       flag_values=fv)
   flags.DEFINE_string("export_topk", None,
                       "evaluate: write test users' top-k items to this .npz.", flag_values=fv)
+  flags.DEFINE_multi_string("grid", [], "sweep: KEY=V1,V2,... (repeatable).", flag_values=fv)
   return fv
 
 
 def _usage() -> str:
   return (f"usage: jaxrec {{{'|'.join(_COMMANDS)}}} [flags]\n"
           "  jaxrec train --config configs/lightgcn.py [--workdir DIR] [--config.KEY=VALUE]\n"
-          "  jaxrec evaluate --workdir DIR [--export-topk FILE.npz]")
+          "  jaxrec evaluate --workdir DIR [--export-topk FILE.npz]\n"
+          "  jaxrec sweep --config configs/freedom.py --grid reg_weight=0,1e-4 "
+          "--grid dropout=0.8,0.9 [--workdir DIR]")
 
 
 def _valid_keys_hint(args: list[str]) -> str:
@@ -72,12 +75,22 @@ def main(argv: list[str]) -> int:
   from jaxrec.train import evaluate_workdir, train_and_evaluate  # Heavy imports after parsing.
 
   try:
-    if command == "train":
+    if command in ("train", "sweep"):
       if fv.config is None:
-        print("jaxrec train: --config is required (e.g. configs/lightgcn.py).", file=sys.stderr)
+        print(f"jaxrec {command}: --config is required (e.g. configs/lightgcn.py).",
+              file=sys.stderr)
         return 2
       config = fv.config
       workdir = fv.workdir or f"runs/{config.model_name}_{config.dataset.name or 'synthetic'}"
+    if command == "sweep":
+      from jaxrec.train.sweep import parse_grid, sweep
+
+      result = sweep(config, parse_grid(fv.grid, config), workdir + "/sweep")
+      print(json.dumps({"selected_on": f"valid {result['metric']}",
+                        "selected": result["selected"]["point"],
+                        "test": result["selected"]["test"]}, indent=2))
+      print(f"Table in {workdir}/sweep/sweep.json")
+    elif command == "train":
       summary = train_and_evaluate(config, workdir)
       print(json.dumps({k: summary[k] for k in ("model", "dataset", "best_epoch", "epochs_run",
                                                "valid", "test")}, indent=2))

@@ -41,3 +41,15 @@ def test_usage_errors(capsys, tmp_path):
   assert cli.main(["jaxrec", "fly"]) == 2
   assert cli.main(["jaxrec", "evaluate", "--workdir", str(tmp_path / "none")]) == 1
   assert "no config.json" in capsys.readouterr().err
+
+
+def test_sweep_command_selects_on_valid(tmp_path, capsys):
+  rc = cli.main(["jaxrec", "sweep", "--config", str(CONFIGS / "mf.py"), "--workdir",
+                 str(tmp_path), "--grid", "reg_weight=0,0.1", *TINY])
+  assert rc == 0
+  table = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+  assert [r["point"] for r in table["runs"]] == [{"model.reg_weight": 0},
+                                                 {"model.reg_weight": 0.1}]
+  assert '"selected_on": "valid recall@20"' in capsys.readouterr().out
+  assert cli.main(["jaxrec", "sweep", "--config", str(CONFIGS / "mf.py"), "--workdir",
+                   str(tmp_path), "--grid", "nope=1"]) == 1

@@ -20,14 +20,51 @@ import ml_collections
 from jaxrec.train.train import train_and_evaluate
 
 
+def _has(config: ml_collections.ConfigDict, dotted: str) -> bool:
+  node = config
+  for part in dotted.split("."):
+    if not hasattr(node, "keys") or part not in node:
+      return False
+    node = node[part]
+  return True
+
+
+def resolve_key(config: ml_collections.ConfigDict, key: str) -> str:
+  """``reg_weight`` -> ``model.reg_weight`` when only the model section has it."""
+  if _has(config, key):
+    return key
+  if _has(config, f"model.{key}"):
+    return f"model.{key}"
+  raise ValueError(f"Unknown grid key {key!r}.")
+
+
+def parse_grid(items: Sequence[str], config: ml_collections.ConfigDict) -> dict[str, list]:
+  """``["reg_weight=0,1e-4", "dropout=0.8,0.9"]`` -> ``{"model.reg_weight": [0, 1e-4], ...}``.
+
+  Values are parsed as JSON (numbers, true/false, quoted strings), else kept as strings.
+  """
+  grid = {}
+  for item in items:
+    key, sep, values = item.partition("=")
+    if not sep or not values:
+      raise ValueError(f"--grid expects KEY=V1,V2,...; got {item!r}.")
+    parsed = []
+    for v in values.split(","):
+      try:
+        parsed.append(json.loads(v))
+      except json.JSONDecodeError:
+        parsed.append(v)
+    grid[resolve_key(config, key)] = parsed
+  return grid
+
+
 def _set(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+  dotted = resolve_key(config, dotted)
   *parents, leaf = dotted.split(".")
   node = config
   for p in parents:
     node = node[p]
-  if leaf not in node:
-    raise ValueError(f"Unknown grid key {dotted!r}.")
-  node[leaf] = value
+  node[leaf] = type(node[leaf])(value) if isinstance(node[leaf], float) else value
 
 
 def run_name(point: Mapping[str, Any]) -> str:
