@@ -38,6 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Optimizer section (Adam, constant learning rate as MMRec's [1.0, 50]).
   config.learning_rate = 1e-3
+  # MMRec's LambdaLR: lr * a ** (epoch / b) with (a, b); (1.0, 50) is constant.
+  config.learning_rate_scheduler = (1.0, 50)
   config.train_batch_size = 2048
 
   # Loop and evaluation section (epochs everywhere).

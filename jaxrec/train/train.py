@@ -32,7 +32,7 @@ from jaxrec.data.batching import epoch_batches, num_batches
 from jaxrec.eval import Evaluator
 from jaxrec.negatives import ExclusionIndex, exclusion_index
 from jaxrec.train.checkpoint import Checkpointer
-from jaxrec.train.config import validate_config
+from jaxrec.train.config import base_config, validate_config
 from jaxrec.train.early_stopping import EarlyStopping
 from jaxrec.train.metrics_log import MetricsLog
 
@@ -88,6 +88,25 @@ def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, batc
   return epoch_fn
 
 
+def learning_rate(config: ml_collections.ConfigDict, steps_per_epoch: int):
+  """MMRec's LambdaLR as an optax schedule: ``lr * a ** (epoch / b)``; a float when a == 1."""
+  a, b = (float(v) for v in config.learning_rate_scheduler)
+  lr = float(config.learning_rate)
+  if a == 1.0:
+    return lr  # Constant: keeps the optimizer state free of a schedule counter.
+
+  def schedule(count):
+    epoch = (count // steps_per_epoch).astype(jnp.float32)
+    return lr * a ** (epoch / b)
+
+  return schedule
+
+
+def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int):
+  """Adam (no weight decay, no clipping), as MMRec's trainer."""
+  return optax.adam(learning_rate(config, steps_per_epoch))
+
+
 def _model_fns(graphdef: nnx.GraphDef):
   @jax.jit
   def on_epoch(params, context, key, epoch):
@@ -105,12 +124,20 @@ def _config_dict(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:
   return json.loads(json.dumps(d, default=list))  # Tuples -> lists, as JSON stores them.
 
 
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+def _config_diff(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any],
+                 prefix: str = "") -> list[str]:
+  """Differences between a saved and a new config.
+
+  A key the saved config lacks (added to jaxrec after that run started) is not
+  a difference when the new config leaves it at its default.
+  """
   out = []
-  for k in sorted(set(a) | set(b)):
-    va, vb = a.get(k), b.get(k)
+  for k in sorted(set(old) | set(new)):
+    va, vb, vd = old.get(k), new.get(k), (defaults or {}).get(k)
     if isinstance(va, dict) and isinstance(vb, dict):
-      out += _config_diff(va, vb, f"{prefix}{k}.")
+      out += _config_diff(va, vb, vd if isinstance(vd, dict) else {}, f"{prefix}{k}.")
+    elif k not in old and vb == vd:
+      continue
     elif va != vb:
       out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
   return out
@@ -168,7 +195,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   cfg_dict = _config_dict(config)
   cfg_path = workdir / "config.json"
   if cfg_path.exists():
-    diff = _config_diff(json.loads(cfg_path.read_text()), cfg_dict)
+    diff = _config_diff(json.loads(cfg_path.read_text()), cfg_dict, _config_dict(base_config()))
     if diff:
       raise ValueError(
           f"{workdir} holds a run with a different config ({'; '.join(diff)}); "
@@ -177,7 +204,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   t_setup = time.perf_counter()
   ds, graphdef, params, context, context_seconds = setup(config)
   cfg_path.write_text(json.dumps(cfg_dict, indent=2))
-  tx = optax.adam(config.learning_rate)
+  tx = make_optimizer(config, num_batches(len(ds.train_edges), config.train_batch_size))
   state = {"params": params, "opt_state": tx.init(params)}
   data = make_train_data(ds)
   epoch_fn = make_epoch_fn(graphdef, tx, config.train_batch_size)

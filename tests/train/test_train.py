@@ -113,3 +113,18 @@ def test_unknown_config_keys_list_valid_ones(make_config, tmp_path):
   config.learning_rat = 3
   with pytest.raises(ValueError, match=r"learning_rat.*valid keys:.*learning_rate"):
     train_and_evaluate(config, tmp_path)
+
+
+def test_lr_decay_follows_mmrec_lambda_lr(make_config):
+  import jax.numpy as jnp
+
+  from jaxrec.train.train import learning_rate
+
+  config = make_config()
+  assert learning_rate(config, 10) == config.learning_rate  # (1.0, 50): constant.
+  config.learning_rate_scheduler = (0.96, 50)
+  schedule = learning_rate(config, steps_per_epoch=10)
+  steps = np.arange(1200)
+  got = np.array([float(schedule(jnp.int32(s))) for s in steps[::37]])
+  want = config.learning_rate * 0.96 ** ((steps[::37] // 10) / 50)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
