@@ -195,7 +195,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   cfg_dict = _config_dict(config)
   cfg_path = workdir / "config.json"
   if cfg_path.exists():
-    diff = _config_diff(json.loads(cfg_path.read_text()), cfg_dict, _config_dict(base_config()))
+    defaults = _config_dict(base_config())
+    defaults["model"] = _config_dict(models.hyperparameters(config.model_name))
+    diff = _config_diff(json.loads(cfg_path.read_text()), cfg_dict, defaults)
     if diff:
       raise ValueError(
           f"{workdir} holds a run with a different config ({'; '.join(diff)}); "

@@ -128,3 +128,11 @@ def test_lr_decay_follows_mmrec_lambda_lr(make_config):
   got = np.array([float(schedule(jnp.int32(s))) for s in steps[::37]])
   want = config.learning_rate * 0.96 ** ((steps[::37] // 10) / 50)
   np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_resume_accepts_keys_added_later_at_their_defaults(make_config, tmp_path):
+  first = train_and_evaluate(make_config(), tmp_path)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["learning_rate_scheduler"], saved["model"]["init"]  # As written by an older jaxrec.
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert train_and_evaluate(make_config(), tmp_path)["test"] == first["test"]
