@@ -40,6 +40,16 @@ class Recommender(nnx.Module):
     del key, epoch
     return context
 
+  def after_epoch(self, context: Context, key: jax.Array, epoch: jax.Array) -> Context:
+    """Products made after an epoch's training, before its evaluation (CCDRec's pools).
+
+    The returned context is also the next epoch's input to :meth:`on_epoch`, so
+    it may carry products from one epoch to the next; on resume the trainer
+    recomputes it from the restored parameters and the same key.
+    """
+    del key, epoch
+    return context
+
   def embed(self, context: Context, *, train: bool) -> tuple[jax.Array, jax.Array]:
     """Returns final ``([n_users, d], [n_items, d])`` embeddings."""
     raise NotImplementedError

@@ -61,6 +61,8 @@ class FREEDOM(Recommender):
   """
 
   required_modalities = ()
+  #: Subclasses whose loss always uses the projected features (CCDRec) set this.
+  always_feature_params = False
 
   def __init__(
       self,
@@ -91,7 +93,7 @@ class FREEDOM(Recommender):
     self.item_id_embedding = nnx.Param(xavier_table(rngs.params(), self.n_items, embedding_size))
     self.features = nnx.Dict()
     self.projections = nnx.Dict()
-    if self.reg_weight != 0.0:
+    if self.reg_weight != 0.0 or self.always_feature_params:
       for m in self.modalities:
         table = jnp.asarray(dataset.features[m], jnp.float32)
         self.features[m] = nnx.Param(table)
@@ -126,30 +128,47 @@ class FREEDOM(Recommender):
                          context["edge_weights"], n_keep, self.n_users, self.n_items)
     return {**context, "train_adj": pruned}
 
-  def embed(self, context, *, train):
+  def item_graph(self, context) -> jax.Array:
+    """h = S^n_mm_layers e_item_id, ``[n_items, d]``."""
     h = self.item_id_embedding[...]
     for _ in range(self.n_mm_layers):
       h = spmm(context["mm_adj"], h, method=self.propagation)
+    return h
+
+  def lightgcn(self, context, item_input, *, train):
+    """Mean over layers 0..n_ui_layers of LightGCN on ``[e_user; item_input]``."""
     adj = context["train_adj"] if train else context["adj"]
-    ego = jnp.concatenate([self.user_embedding[...], self.item_id_embedding[...]], 0)
+    ego = jnp.concatenate([self.user_embedding[...], item_input], 0)
     out = propagate_layers(adj, ego, self.n_ui_layers, method=self.propagation).mean(0)
-    return out[: self.n_users], out[self.n_users :] + h
+    return out[: self.n_users], out[self.n_users :]
+
+  def projected(self, m: str, ids=None) -> jax.Array:
+    """``W_m x_m + b`` for items ``ids`` (all items when ``None``)."""
+    table = self.features[m][...]
+    return self.projections[m](table if ids is None else table[ids])
+
+  def modality_bpr(self, u, batch) -> dict[str, jax.Array]:
+    """FREEDOM's auxiliary terms BPR(u, W_m x_m[i+], W_m x_m[i-]) per modality."""
+    return {f"bpr_{m}": losses.bpr_loss(
+        jnp.sum(u * self.projected(m, batch.pos_items), -1),
+        jnp.sum(u * self.projected(m, batch.neg_items), -1), where=batch.mask)
+        for m in self.modalities}
+
+  def embed(self, context, *, train):
+    h = self.item_graph(context)
+    users, items = self.lightgcn(context, self.item_id_embedding[...], train=train)
+    return users, items + h
 
   def loss(self, context, batch, key):
     del key
     users, items = self.embed(context, train=True)
     u = users[batch.users]
-    score = lambda x: jnp.sum(u * x, -1)  # noqa: E731
-    bpr = losses.bpr_loss(score(items[batch.pos_items]), score(items[batch.neg_items]),
-                          where=batch.mask)
+    bpr = losses.bpr_loss(jnp.sum(u * items[batch.pos_items], -1),
+                          jnp.sum(u * items[batch.neg_items], -1), where=batch.mask)
     parts = {"bpr": bpr}
     total = bpr
     if self.reg_weight != 0.0:
-      for m in self.modalities:
-        proj = self.projections[m]
-        table = self.features[m][...]
-        parts[f"bpr_{m}"] = losses.bpr_loss(
-            score(proj(table[batch.pos_items])), score(proj(table[batch.neg_items])),
-            where=batch.mask)
-        total = total + self.reg_weight * parts[f"bpr_{m}"]
+      aux = self.modality_bpr(u, batch)
+      parts.update(aux)
+      total = total + self.reg_weight * sum(aux.values())
     return total, parts

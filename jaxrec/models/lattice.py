@@ -29,7 +29,7 @@ from flax import nnx
 
 from jaxrec import losses
 from jaxrec.data import Dataset
-from jaxrec.graph import SparseMatrix, features_fingerprint, propagate_layers
+from jaxrec.graph import SparseMatrix, features_fingerprint, propagate_layers, spmm
 from jaxrec.models import registry
 from jaxrec.models.base import Context, Recommender, xavier_table
 from jaxrec.models.freedom import torch_linear
@@ -127,6 +127,50 @@ def sym_normalize(idx: jax.Array, vals: jax.Array) -> jax.Array:
 def neighbour_matmul(idx: jax.Array, vals: jax.Array, x: jax.Array) -> jax.Array:
   """``A @ x`` for the neighbour-list matrix ``A`` (``[n, w]`` ids/values), ``[n, d]``."""
   return jnp.einsum("ik,ikd->id", vals, x[idx], precision=_HIGHEST)
+
+
+def neighbour_list_matrix(idx: jax.Array, vals: jax.Array) -> SparseMatrix:
+  """A neighbour-list matrix as a canonical :class:`SparseMatrix`, jit-compatible.
+
+  For the fast :func:`jaxrec.graph.spmm` ``'sparse'`` path (CSR kernels assume each
+  ``(row, col)`` once). Each row's repeated columns are merged (values summed); the freed
+  slots become explicit zeros in padding columns ``n .. n + w - 1``, so that the width
+  stays fixed and every row stays sorted and unique. The result is ``[n, n + w]``: multiply
+  it with ``x`` padded by ``w`` zero rows.
+
+  Args:
+    idx: ``[n, w]`` column ids in ``[0, n)``.
+    vals: ``[n, w]`` values.
+
+  Returns:
+    ``[n, n + w]`` :class:`SparseMatrix` with ``n * w`` entries.
+  """
+  n, w = idx.shape
+  order = jnp.argsort(idx, axis=1, stable=True)
+  cols = jnp.take_along_axis(idx, order, 1)
+  vals = jnp.take_along_axis(vals, order, 1)
+  first = jnp.concatenate([jnp.ones((n, 1), bool), cols[:, 1:] != cols[:, :-1]], 1)
+  group = jnp.cumsum(first, 1) - 1  # Slot of each entry's merged entry, [n, w].
+  rows = jnp.broadcast_to(jnp.arange(n)[:, None], (n, w))
+  merged = jnp.zeros((n, w), vals.dtype).at[rows, group].add(vals)
+  slot = jnp.arange(w)[None, :]
+  n_groups = group[:, -1:] + 1
+  merged_cols = jnp.zeros((n, w), jnp.int32).at[rows, group].set(cols.astype(jnp.int32))
+  merged_cols = jnp.where(slot < n_groups, merged_cols, n + slot).reshape(-1)
+  # Rows are non-decreasing, so a stable sort by column orders A^T by (col, row).
+  perm_t = jnp.argsort(merged_cols, stable=True).astype(jnp.int32)
+  perm_t_inv = jnp.zeros_like(perm_t).at[perm_t].set(jnp.arange(n * w, dtype=jnp.int32))
+  counts_t = jnp.bincount(merged_cols, length=n + w)
+  return SparseMatrix(
+      rows=rows.reshape(-1).astype(jnp.int32),
+      cols=merged_cols,
+      values=merged.reshape(-1),
+      indptr=jnp.arange(n + 1, dtype=jnp.int32) * w,
+      perm_t=perm_t,
+      perm_t_inv=perm_t_inv,
+      indptr_t=jnp.concatenate([jnp.zeros(1, jnp.int32), jnp.cumsum(counts_t).astype(jnp.int32)]),
+      shape=(n, n + w),
+  )
 
 
 def self_loop_row_normalized_adjacency(
@@ -237,6 +281,22 @@ class LATTICE(Recommender):
   * evaluation (``embed(train=False)``) rebuilds ``G`` from the current params, as the
     reference's ``full_sort_predict`` does (``build_item_graph=True``).
 
+  Deviations from MMRec (none changes a value in normal data):
+
+  * ``G`` is a sparse neighbour list (``<= 2 M knn_k`` entries per item) instead of a dense
+    ``n_items^2`` matrix; the same matrix. The kNN runs on device in row blocks.
+  * The graph params get gradient in the first batch only, as in the reference, but Adam
+    keeps moving them with its momentum in later batches (zero gradient). This is what
+    the reference's torch 1.11 does (``zero_grad`` keeps zero tensors); torch >= 2.0 would
+    skip them (``set_to_none``).
+  * An all-zero feature row has similarity 0 to everything (the reference: NaN); a row of
+    ``G`` with a non-positive degree becomes zero (the reference: zero / NaN).
+  * Top-k ties go to the lower item id (``torch.topk`` leaves the order unspecified).
+  * ``modal_weight`` has one entry per present modality (with a single modality the
+    reference's two-entry parameter is unused; softmax of one entry is 1).
+  * ``cf_model='ngcf'`` is not implemented. The learning-rate decay (``[0.96, 50]``)
+    belongs to the trainer.
+
   Args:
     dataset: supplies the sizes, train edges and the image / text features.
     embedding_size: ID embedding size.
@@ -249,7 +309,8 @@ class LATTICE(Recommender):
     reg_weight: weight of the squared-norm regulariser.
     freeze_features: keep the raw feature tables constant (the reference trains them:
       ``freeze=False``); saves the optimizer update of ``n_items x d_image`` params.
-    propagation: :func:`jaxrec.graph.spmm` method for the user-item graph.
+    propagation: :func:`jaxrec.graph.spmm` method for the user-item graph and for the
+      constant item graph of the later batches.
     knn_block_size: rows per similarity block in the kNN (memory only).
   """
 
@@ -368,11 +429,14 @@ class LATTICE(Recommender):
     inputs = self._graph_inputs(context)
     learned_idx = self.learned_neighbours(inputs)
     idx, vals = self.item_graph(context, inputs, learned_idx)
+    vals = jax.lax.stop_gradient(vals)
     return {
         **context,
         "learned_idx": learned_idx,
         "item_idx": idx,
-        "item_vals": jax.lax.stop_gradient(vals),
+        "item_vals": vals,
+        # The same graph for the fast constant-matrix product of the later batches.
+        "item_adj": neighbour_list_matrix(idx, vals),
         # Copies, not aliases: the trainer donates the params after on_epoch.
         "snapshot": (jnp.copy(self.user_embedding[...]), jnp.copy(self.item_id_embedding[...])),
     }
@@ -388,30 +452,38 @@ class LATTICE(Recommender):
     user, item = context["snapshot"]
     return jnp.all(self.user_embedding[...] == user) & jnp.all(self.item_id_embedding[...] == item)
 
-  def _train_graph(self, context: Context) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(idx, vals, fresh)``: the epoch's graph, with gradient in its first batch."""
-    if "item_vals" not in context:
-      raise ValueError("LATTICE.embed(train=True) needs the context returned by on_epoch.")
-    fresh = self.graph_is_fresh(context)
-    inputs = self._graph_inputs(context)
-
-    def rebuilt(inputs):
-      # The same params as on_epoch: same ids and values, now a function of the params.
-      return self.item_graph(context, inputs, context["learned_idx"])[1]
-
-    def detached(inputs):
-      del inputs
-      return jax.lax.stop_gradient(context["item_vals"])
-
-    # cond, not where: the projection of the raw features (and its backward) only runs
-    # in the one batch per epoch that needs it.
-    vals = jax.lax.cond(fresh, rebuilt, detached, inputs)
-    return context["item_idx"], vals, fresh
-
-  def _forward(self, context: Context, idx: jax.Array, vals: jax.Array):
-    h = self.item_id_embedding[...]
+  def _propagate_items(self, matmul, x: jax.Array) -> jax.Array:
+    """``h = G^{n_layers} x`` for ``G`` given as ``matmul(y) = G @ y``."""
     for _ in range(self.n_layers):
-      h = neighbour_matmul(idx, vals, h)
+      x = matmul(x)
+    return x
+
+  def _train_h(self, context: Context) -> tuple[jax.Array, jax.Array]:
+    """``(h [n_items, d], fresh)`` over the epoch's graph, with gradient in its first batch."""
+    if "item_adj" not in context:
+      raise ValueError("LATTICE's training forward needs the context returned by on_epoch.")
+    fresh = self.graph_is_fresh(context)
+    idx, adj = context["item_idx"], context["item_adj"]
+    pad = adj.shape[1] - adj.shape[0]
+
+    def rebuilt(inputs, x):
+      # The same params as on_epoch: the same ids and values, now a function of the params.
+      vals = self.item_graph(context, inputs, context["learned_idx"])[1]
+      return self._propagate_items(lambda y: neighbour_matmul(idx, vals, y), x)
+
+    def detached(inputs, x):
+      del inputs
+      return self._propagate_items(
+          lambda y: spmm(adj, jnp.pad(y, ((0, pad), (0, 0))), method=self.propagation), x)
+
+    # cond, not where: the projection of the raw features (and its backward) only runs in
+    # the one batch per epoch that needs it; the other batches use a (much faster) CSR
+    # product with the graph as a constant.
+    h = jax.lax.cond(fresh, rebuilt, detached, self._graph_inputs(context),
+                     self.item_id_embedding[...])
+    return h, fresh
+
+  def _forward(self, context: Context, h: jax.Array) -> tuple[jax.Array, jax.Array]:
     h = _normalize_rows(h, eps=1e-12)  # F.normalize(h, p=2, dim=1).
     if self.cf_model == "mf":
       return self.user_embedding[...], self.item_id_embedding[...] + h
@@ -422,16 +494,18 @@ class LATTICE(Recommender):
 
   def embed(self, context, *, train):
     if train:
-      idx, vals, _ = self._train_graph(context)
+      h, _ = self._train_h(context)
     else:
       inputs = self._graph_inputs(context)
       idx, vals = self.item_graph(context, inputs, self.learned_neighbours(inputs))
-    return self._forward(context, idx, vals)
+      h = self._propagate_items(lambda y: neighbour_matmul(idx, vals, y),
+                                self.item_id_embedding[...])
+    return self._forward(context, h)
 
   def loss(self, context, batch, key):
     del key
-    idx, vals, fresh = self._train_graph(context)
-    users, items = self._forward(context, idx, vals)
+    h, fresh = self._train_h(context)
+    users, items = self._forward(context, h)
     u, p, n = users[batch.users], items[batch.pos_items], items[batch.neg_items]
     bpr = losses.bpr_loss(jnp.sum(u * p, -1), jnp.sum(u * n, -1), where=batch.mask)
     m = batch.mask[:, None]

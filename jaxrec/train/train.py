@@ -113,10 +113,21 @@ def _model_fns(graphdef: nnx.GraphDef):
     return nnx.merge(graphdef, params).on_epoch(context, key, epoch)
 
   @jax.jit
+  def after_epoch(params, context, key, epoch):
+    return nnx.merge(graphdef, params).after_epoch(context, key, epoch)
+
+  @jax.jit
   def embed(params, context):
     return nnx.merge(graphdef, params).embed(context, train=False)
 
-  return on_epoch, embed
+  return on_epoch, after_epoch, embed
+
+
+def epoch_keys(seed: int, epoch: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(on_epoch, train, after_epoch)`` keys of an epoch: a function of (seed, epoch) only."""
+  key = jax.random.fold_in(jax.random.key(seed), epoch)
+  k_epoch, k_train = jax.random.split(key)
+  return k_epoch, k_train, jax.random.fold_in(key, 7)
 
 
 def _config_dict(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:
@@ -210,7 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   state = {"params": params, "opt_state": tx.init(params)}
   data = make_train_data(ds)
   epoch_fn = make_epoch_fn(graphdef, tx, config.train_batch_size)
-  on_epoch, embed = _model_fns(graphdef)
+  on_epoch, after_epoch, embed = _model_fns(graphdef)
   evaluator = _evaluator(ds, config)
   setup_seconds = time.perf_counter() - t_setup
   log.info("%s on %s: %d users, %d items, %d train edges, %d batches/epoch (setup %.1fs)",
@@ -230,8 +241,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     log.info("Resumed %s from epoch %d (best epoch %d).", workdir, meta["epoch"],
              stopper.best_epoch)
   metrics_log = MetricsLog(workdir / "metrics.jsonl", keep_through_epoch=start - 1)
+  if start > 0:  # Recompute what the last finished epoch carried over (e.g. CCDRec's pools).
+    k_epoch, _, k_after = epoch_keys(config.seed, start - 1)
+    context = after_epoch(state["params"],
+                          on_epoch(state["params"], context, k_epoch, start - 1),
+                          k_after, start - 1)
 
-  base_key = jax.random.key(config.seed)
   epochs = range(start, config.epochs)
   bar = tqdm.tqdm(epochs, initial=start, total=config.epochs, desc=config.model_name,
                   disable=None, dynamic_ncols=True)
@@ -239,8 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   for epoch in bar:
     if stopper.stopped:
       break
-    key = jax.random.fold_in(base_key, epoch)
-    k_epoch, k_train = jax.random.split(key)
+    k_epoch, k_train, k_after = epoch_keys(config.seed, epoch)
 
     t0 = time.perf_counter()
     epoch_context = on_epoch(state["params"], context, k_epoch, epoch)
@@ -254,14 +268,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
           f"Non-finite loss in epoch {epoch} (mean loss {train_metrics['loss']}); stopped. "
           f"The last good checkpoint (epoch {ckpt.latest_epoch('latest')}) is kept in {workdir}.")
 
-    users, items = embed(state["params"], epoch_context)
+    t_after = time.perf_counter()
+    context = after_epoch(state["params"], epoch_context, k_after, epoch)
+    jax.block_until_ready(context)
+    after_seconds = time.perf_counter() - t_after
+    users, items = embed(state["params"], context)
     results = evaluator(users, items)
     valid, test = results["valid"], results["test"]
     t3 = time.perf_counter()
     improved = stopper.update(epoch, valid, test)
     timings["train"].append(t2 - t0)
     timings.setdefault("on_epoch", []).append(t1 - t0)
-    timings["eval"].append(t3 - t2)
+    timings["eval"].append(t3 - t2 - after_seconds)
 
     row = {
         "epoch": epoch,
@@ -269,8 +287,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         "valid": _round(valid),
         "test": _round(test),
         "on_epoch_seconds": t1 - t0,
+        "after_epoch_seconds": after_seconds,
         "train_seconds": t2 - t0,
-        "eval_seconds": t3 - t2,
+        "eval_seconds": t3 - t2 - after_seconds,
         "best_epoch": stopper.best_epoch,
     }
     metrics_log.write(row)
@@ -332,9 +351,11 @@ def evaluate_workdir(workdir: str | os.PathLike, *, export_topk: str | None = No
     raise FileNotFoundError(f"{workdir} holds no best checkpoint yet.")
   params = jax.tree.map(jnp.asarray, restored[0])
   epoch = restored[1]["epoch"]
-  on_epoch, embed = _model_fns(graphdef)
-  key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), epoch))[0]
-  users, items = embed(params, on_epoch(params, context, key, epoch))
+  on_epoch, after_epoch, embed = _model_fns(graphdef)
+  k_epoch, _, k_after = epoch_keys(config.seed, epoch)
+  # The best epoch's evaluation context, recomputed from its parameters and keys.
+  context = after_epoch(params, on_epoch(params, context, k_epoch, epoch), k_after, epoch)
+  users, items = embed(params, context)
   result = {"epoch": epoch, **_evaluator(ds, config)(users, items)}
   if export_topk:
     test_only = Evaluator(ds.test, ds.train, ks=tuple(config.topk),

@@ -132,6 +132,15 @@ def test_lattice_shapes_cache_and_eval_rebuild(tmp_path):
   eu, ei = _embed(graphdef, params, ctx, False)
   np.testing.assert_allclose(eu, users, atol=1e-6)
   np.testing.assert_allclose(ei, items, atol=1e-6)
+  # The CSR copy of the graph: the same matrix, each (row, col) once, rows sorted.
+  adj = ctx["item_adj"]
+  w = ctx["item_idx"].shape[1]
+  np.testing.assert_allclose(np.asarray(adj.to_dense())[:, :ds.n_items],
+                             _dense(ctx["item_idx"], ctx["item_vals"], ds.n_items), atol=1e-7)
+  np.testing.assert_array_equal(np.asarray(adj.to_dense())[:, ds.n_items:], 0.0)
+  keys = np.asarray(adj.rows, np.int64) * (ds.n_items + w) + np.asarray(adj.cols)
+  assert np.all(np.diff(keys) > 0)
+  assert len(np.unique(np.asarray(ctx["item_idx"])[0])) < w  # Duplicates were merged.
   assert len([f for f in os.listdir(tmp_path) if f.startswith("lattice_knn")]) == 2
   again = model.build_context(ds, cache_dir=str(tmp_path))  # From the cache.
   np.testing.assert_array_equal(again["orig_idx"], ctx["orig_idx"])
