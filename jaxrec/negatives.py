@@ -133,3 +133,66 @@ def uniform_negatives(key: jax.Array, users: jax.Array, index: ExclusionIndex) -
   count = _row_search(index.indptr, index.shifted, users, r, right=True) - index.indptr[users]
   slot = jnp.minimum(r + count, index.candidates.shape[0] - 1)
   return index.candidates[slot]
+
+
+def pool_hard_negatives(
+    key: jax.Array,
+    users: jax.Array,
+    pos_items: jax.Array,
+    pool: jax.Array,
+    train_indptr: jax.Array,
+    train_indices: jax.Array,
+    *,
+    n_candidates: int,
+    top_k: int,
+) -> jax.Array:
+  """CCDRec's pool-based hard negatives (CNS, official code's ``sample_neg_items``).
+
+  One candidate set of ``n_candidates`` items, drawn uniformly with replacement
+  from all items, is shared by the batch; each row scores the candidates by the
+  dot product of its POSITIVE item's pool vector with theirs, excludes the
+  user's training items (CSR lookup, no dense users x items matrix), and picks
+  one of the ``top_k`` most similar uniformly at random.
+
+  Args:
+    key: PRNG key.
+    users: ``[batch]`` int32 user ids.
+    pos_items: ``[batch]`` int32 positive items.
+    pool: ``[n_items, d]`` item vectors the similarity is measured in.
+    train_indptr, train_indices: the train CSR (user -> sorted items).
+    n_candidates: static candidate-set size (official: int(0.1 * n_items)).
+    top_k: static number of most similar candidates to pick from
+      (official: int(sample_k * n_candidates)).
+
+  Returns:
+    ``[batch]`` int32 item ids. Excluded candidates score -inf, so they are
+    picked only when fewer than ``top_k`` candidates are admissible.
+  """
+  if not 1 <= top_k <= n_candidates:
+    raise ValueError(f"Need 1 <= top_k <= n_candidates; got {top_k}, {n_candidates}.")
+  k_cand, k_pick = jax.random.split(key)
+  cand = jax.random.randint(k_cand, (n_candidates,), 0, pool.shape[0], dtype=jnp.int32)
+  sim = pool[pos_items] @ pool[cand].T  # [batch, n_candidates]
+  seen = csr_contains(train_indptr, train_indices,
+                      jnp.broadcast_to(users[:, None], sim.shape),
+                      jnp.broadcast_to(cand[None, :], sim.shape))
+  sim = jnp.where(seen, -jnp.inf, sim)
+  _, top = jax.lax.top_k(sim, top_k)  # [batch, top_k]
+  pick = jax.random.randint(k_pick, users.shape, 0, top_k)
+  return cand[jnp.take_along_axis(top, pick[:, None], axis=1)[:, 0]]
+
+
+def curriculum_pool_index(epoch: jax.Array, start: int, step: int, end: int) -> jax.Array:
+  """Which pool CCDRec's curriculum uses in ``epoch`` (0-based), official thresholds.
+
+  Returns ``-1`` for epoch 0 (no pool yet: the uniform negative is reused), ``0..3``
+  for the pools taken at decreasing noise (epochs 1..start, ..start+step,
+  ..start+2*step, ..end), and ``4`` (the model's current item embeddings) after
+  ``end``. Jittable (``epoch`` may be traced).
+  """
+  epoch = jnp.asarray(epoch)
+  idx = jnp.where(epoch <= start, 0,
+                  jnp.where(epoch <= start + step, 1,
+                            jnp.where(epoch <= start + 2 * step, 2,
+                                      jnp.where(epoch <= end, 3, 4))))
+  return jnp.where(epoch <= 0, -1, idx).astype(jnp.int32)

@@ -142,9 +142,9 @@ class X0Estimator(nnx.Module):
 
   Example:
     >>> model = X0Estimator(8, rngs=nnx.Rngs(0))
-    >>> x0_hat = model(jnp.ones((5, 8)), [jnp.zeros((5, 8))], jnp.arange(5))
+    >>> x0_hat = model(jnp.ones((4, 8)), [jnp.zeros((4, 8))], jnp.arange(4))
     >>> x0_hat.shape
-    (5, 8)
+    (4, 8)
   """
 
   def __init__(

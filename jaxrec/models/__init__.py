@@ -1,6 +1,6 @@
 """Recommenders, one file per model, resolved by name through the registry."""
 
-from jaxrec.models import freedom, lightgcn, mf, vbpr  # noqa: F401  (registers the models)
+from jaxrec.models import ccdrec, freedom, lattice, lightgcn, mf, vbpr  # noqa: F401  (registers)
 from jaxrec.models.base import Recommender
 from jaxrec.models.registry import create, get, hyperparameters, names, register
 

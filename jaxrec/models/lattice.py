@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 # Reference order: ``modal_weight[0]`` weighs the image graph, ``[1]`` the text graph.
 MODALITIES = ("image", "text")
 CF_MODELS = ("lightgcn", "mf")
+# What on_epoch / after_epoch add to the context.
+_GRAPH_KEYS = ("learned_idx", "item_idx", "item_vals", "item_adj", "snapshot")
 # Bumped when the cache file layout changes, so that old files are rebuilt, not misread.
 _CACHE_FORMAT = 1
 # On GPUs the default f32 matmul may use TF32, whose ~1e-3 error reorders close neighbours.
@@ -271,15 +273,18 @@ class LATTICE(Recommender):
 
   When the graph is built, and with which gradient (as MMRec):
 
-  * ``on_epoch`` builds ``G`` from the params at the start of the epoch (the reference's
+  * ``on_epoch`` makes ``G`` from the params at the start of the epoch (the reference's
     ``pre_epoch_processing`` + first batch). In the FIRST batch of the epoch the loss
     rebuilds ``G``'s values from the current params, so the gradient reaches the
     projections, the (trainable) raw feature tables and ``modal_weight`` through ``G``,
     as in the reference; every later batch uses ``G`` as a constant (``.detach()``).
-    "First batch" is recognised without a step counter: it is the batch whose ID tables
-    still equal the ones ``on_epoch`` saw (any optimizer step changes them).
-  * evaluation (``embed(train=False)``) rebuilds ``G`` from the current params, as the
-    reference's ``full_sort_predict`` does (``build_item_graph=True``).
+    "First batch" is recognised without a step counter: it is the batch whose params
+    still equal the ones ``G`` was built from (any optimizer step moves the ID tables).
+  * ``after_epoch`` rebuilds ``G`` from the trained params, and evaluation
+    (``embed(train=False)``) uses it: the reference's ``full_sort_predict`` rebuilds the
+    graph too (``build_item_graph=True``). The next ``on_epoch`` sees the same params and
+    reuses that graph instead of building it a second time; any stale graph (params
+    changed since it was built) is rebuilt, by all three.
 
   Deviations from MMRec (none changes a value in normal data):
 
@@ -424,33 +429,72 @@ class LATTICE(Recommender):
     vals = jnp.concatenate([(1.0 - self.lambda_coeff) * l_vals, self.lambda_coeff * o_vals], 1)
     return idx, vals
 
-  def on_epoch(self, context, key, epoch):
-    del key, epoch
+  def _snapshot(self) -> dict[str, object]:
+    """Copies of the params the graph products depend on (the fingerprint of a graph).
+
+    Every param except the raw feature tables: those only change in the steps that change
+    the projections too. Copies, not aliases: the trainer donates the params.
+    """
+    return {
+        "user": jnp.copy(self.user_embedding[...]),
+        "item": jnp.copy(self.item_id_embedding[...]),
+        "kernels": {m: jnp.copy(self.projections[m].kernel[...]) for m in self.modalities},
+        "biases": {m: jnp.copy(self.projections[m].bias[...]) for m in self.modalities},
+        "modal_weight": jnp.copy(self.modal_weight[...]),
+    }
+
+  def graph_is_fresh(self, context: Context) -> jax.Array:
+    """Scalar bool: the params still are those the context's graph was built from.
+
+    In training this is True in the first batch of an epoch only: every optimizer step
+    moves the ID tables (their BPR gradient is never all zero), so exact equality marks
+    "no step yet".
+    """
+    now = jax.tree.leaves(self._snapshot())
+    then = jax.tree.leaves(context["snapshot"])
+    return jnp.all(jnp.stack([jnp.all(a == b) for a, b in zip(now, then)]))
+
+  def _build_graph(self, context: Context) -> dict[str, object]:
+    """The graph products of the current params (see :meth:`on_epoch`)."""
     inputs = self._graph_inputs(context)
     learned_idx = self.learned_neighbours(inputs)
     idx, vals = self.item_graph(context, inputs, learned_idx)
     vals = jax.lax.stop_gradient(vals)
     return {
-        **context,
         "learned_idx": learned_idx,
         "item_idx": idx,
         "item_vals": vals,
         # The same graph for the fast constant-matrix product of the later batches.
         "item_adj": neighbour_list_matrix(idx, vals),
-        # Copies, not aliases: the trainer donates the params after on_epoch.
-        "snapshot": (jnp.copy(self.user_embedding[...]), jnp.copy(self.item_id_embedding[...])),
+        "snapshot": self._snapshot(),
     }
+
+  def _with_graph(self, context: Context) -> Context:
+    """``context`` with graph products of the current params, rebuilt only if stale."""
+    if "item_adj" not in context:
+      return {**context, **self._build_graph(context)}
+    kept = {k: context[k] for k in _GRAPH_KEYS}
+    # The trainer's after_epoch graph is the next on_epoch's (no step in between): reuse it.
+    products = jax.lax.cond(self.graph_is_fresh(context), lambda: kept,
+                            lambda: self._build_graph(context))
+    return {**context, **products}
+
+  def on_epoch(self, context, key, epoch):
+    """The epoch's item graph from the current params (the reference's first batch)."""
+    del key, epoch
+    return self._with_graph(context)
+
+  def after_epoch(self, context, key, epoch):
+    """The evaluation graph from the trained params (the reference's full_sort_predict)."""
+    del key, epoch
+    return self._with_graph(context)
 
   # --- forward -------------------------------------------------------------------------
 
-  def graph_is_fresh(self, context: Context) -> jax.Array:
-    """Scalar bool: the params still are those ``on_epoch`` built the graph from.
-
-    True in the first batch of an epoch only: every optimizer step moves the ID tables
-    (their BPR gradient is never all zero), so exact equality marks "no step yet".
-    """
-    user, item = context["snapshot"]
-    return jnp.all(self.user_embedding[...] == user) & jnp.all(self.item_id_embedding[...] == item)
+  def _constant_matmul(self, adj: SparseMatrix, x: jax.Array) -> jax.Array:
+    """``G @ x`` for the ``[n, n + w]`` CSR graph of :func:`neighbour_list_matrix`."""
+    pad = adj.shape[1] - adj.shape[0]
+    return spmm(adj, jnp.pad(x, ((0, pad), (0, 0))), method=self.propagation)
 
   def _propagate_items(self, matmul, x: jax.Array) -> jax.Array:
     """``h = G^{n_layers} x`` for ``G`` given as ``matmul(y) = G @ y``."""
@@ -464,7 +508,6 @@ class LATTICE(Recommender):
       raise ValueError("LATTICE's training forward needs the context returned by on_epoch.")
     fresh = self.graph_is_fresh(context)
     idx, adj = context["item_idx"], context["item_adj"]
-    pad = adj.shape[1] - adj.shape[0]
 
     def rebuilt(inputs, x):
       # The same params as on_epoch: the same ids and values, now a function of the params.
@@ -473,8 +516,7 @@ class LATTICE(Recommender):
 
     def detached(inputs, x):
       del inputs
-      return self._propagate_items(
-          lambda y: spmm(adj, jnp.pad(y, ((0, pad), (0, 0))), method=self.propagation), x)
+      return self._propagate_items(lambda y: self._constant_matmul(adj, y), x)
 
     # cond, not where: the projection of the raw features (and its backward) only runs in
     # the one batch per epoch that needs it; the other batches use a (much faster) CSR
@@ -496,9 +538,9 @@ class LATTICE(Recommender):
     if train:
       h, _ = self._train_h(context)
     else:
-      inputs = self._graph_inputs(context)
-      idx, vals = self.item_graph(context, inputs, self.learned_neighbours(inputs))
-      h = self._propagate_items(lambda y: neighbour_matmul(idx, vals, y),
+      # Always the graph of the current params, as the reference's full_sort_predict.
+      adj = self._with_graph(context)["item_adj"]
+      h = self._propagate_items(lambda y: self._constant_matmul(adj, y),
                                 self.item_id_embedding[...])
     return self._forward(context, h)
 

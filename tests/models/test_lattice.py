@@ -250,6 +250,8 @@ def test_lattice_on_epoch_rebuilds_graph_when_params_change(tmp_path):
   ds = _dataset()
   model = _model(ds)
   ctx0 = _context(ds, model, tmp_path)
+  kept = _on_epoch(*nnx.split(model), ctx0)  # Same params: the graph is reused as is.
+  np.testing.assert_array_equal(kept["item_vals"], ctx0["item_vals"])
   kernel = model.projections["image"].kernel
   kernel[...] = jax.random.normal(jax.random.key(3), kernel.shape)
   ctx1 = _on_epoch(*nnx.split(model), ctx0)
@@ -257,9 +259,14 @@ def test_lattice_on_epoch_rebuilds_graph_when_params_change(tmp_path):
   _, params = nnx.split(model)
   np.testing.assert_allclose(_dense(ctx1["item_idx"], ctx1["item_vals"], ds.n_items),
                              _np_item_graph(ds, model, params), atol=1e-6)
-  # Evaluation rebuilds from the current params, whatever context it is given.
+  # Evaluation uses the graph of the current params, whatever context it is given.
   np.testing.assert_allclose(_embed(*nnx.split(model), ctx0, False)[1],
                              _embed(*nnx.split(model), ctx1, True)[1], atol=1e-6)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _after_epoch(graphdef, params, context):
+  return nnx.merge(graphdef, params).after_epoch(context, jax.random.key(0), 0)
 
 
 def test_lattice_graph_gets_gradient_in_exactly_one_batch_per_epoch(tmp_path):
@@ -272,11 +279,17 @@ def test_lattice_graph_gets_gradient_in_exactly_one_batch_per_epoch(tmp_path):
   epoch_fn = make_epoch_fn(graphdef, tx, batch_size)
   state = {"params": params, "opt_state": tx.init(params)}
   data = make_train_data(ds)
-  for epoch in range(2):
+  n = num_batches(len(ds.train_edges), batch_size)
+  for epoch in range(2):  # As the trainer: on_epoch -> epoch -> after_epoch -> on_epoch ...
     epoch_ctx = _on_epoch(graphdef, state["params"], ctx)
     state, metrics = epoch_fn(state, epoch_ctx, data, jax.random.key(epoch))
-    n = num_batches(len(ds.train_edges), batch_size)
     np.testing.assert_allclose(metrics["fresh_graph"], 1.0 / n, rtol=1e-6)
+    ctx = _after_epoch(graphdef, state["params"], epoch_ctx)
+    # The trained params' graph, as if built from scratch.
+    scratch = _on_epoch(graphdef, state["params"], model.build_context(ds, cache_dir=str(tmp_path)))
+    np.testing.assert_array_equal(ctx["learned_idx"], scratch["learned_idx"])
+    np.testing.assert_allclose(ctx["item_vals"], scratch["item_vals"], atol=1e-7)
+    assert not np.array_equal(ctx["item_vals"], epoch_ctx["item_vals"])
 
 
 def test_lattice_missing_modalities_and_bad_options():

@@ -1,0 +1,51 @@
+"""CCDRec (AAAI 2025) on FREEDOM with the official code's shipped defaults.
+
+Official grid: diff_weight {0.5, 1, 2}. Ablations (paper Fig. 3):
+  --config.model.negative_sampling=uniform      # FREEDOM + DMA
+  --config.model.negative_sampling=final_pool   # FREEDOM + DMA + NDI
+Paper readings: --config.model.snapshots=paper --config.model.chain_from_noise=True
+  --config.model.estimator_layers=2 --config.model.estimator_residual=True ...
+
+  jaxrec train --config configs/ccdrec.py                      # synthetic default
+  jaxrec train --config configs/ccdrec.py --config.dataset.path=../shared/data/baby
+"""
+
+from jaxrec.train.config import base_config
+
+
+def get_config():
+  config = base_config()
+  config.model_name = "ccdrec"
+  config.learning_rate = 5e-4
+  config.train_batch_size = 512
+  # Model section: keyword arguments of jaxrec.models.ccdrec.CCDRec.
+  config.model.embedding_size = 64
+  config.model.feat_embed_dim = 64
+  config.model.knn_k = 10
+  config.model.mm_image_weight = 0.1
+  config.model.n_mm_layers = 1
+  config.model.n_ui_layers = 2
+  config.model.dropout = 0.8
+  config.model.reg_weight = 0.0
+  config.model.propagation = "sparse"
+  config.model.timesteps = 20
+  config.model.beta_start = 1e-4
+  config.model.beta_end = 0.02
+  config.model.beta_schedule = "linear"
+  config.model.diff_weight = 0.5
+  config.model.fusion_weight = 0.5
+  config.model.omega = 0.8
+  config.model.negative_sampling = "curriculum"
+  config.model.curriculum_start = 5
+  config.model.curriculum_step = 5
+  config.model.curriculum_end = 30
+  config.model.candidate_fraction = 0.1
+  config.model.sample_k = 0.1
+  config.model.snapshots = "official"
+  config.model.chain_from_noise = False
+  config.model.stochastic_chain = True
+  config.model.estimator_layers = 1
+  config.model.estimator_heads = 1
+  config.model.estimator_residual = False
+  config.model.estimator_feed_forward = False
+  return config
