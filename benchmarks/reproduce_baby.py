@@ -14,7 +14,6 @@ Prints JSON and writes it to benchmarks/results/baby_<model>.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import pathlib
@@ -23,6 +22,7 @@ import time
 
 import jax
 
+from jaxrec.train.config import load_config_file
 from jaxrec.train.sweep import parse_grid, sweep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -48,10 +48,7 @@ TARGETS = {
 
 
 def load_config(model: str):
-  spec = importlib.util.spec_from_file_location("cfg", ROOT / "configs" / f"{model}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return load_config_file(ROOT / "configs" / f"{model}.py")
 
 
 def main() -> None:

@@ -10,24 +10,18 @@ Paper readings: --config.model.snapshots=paper --config.model.chain_from_noise=T
   jaxrec train --config configs/ccdrec.py --config.dataset.path=../shared/data/baby
 """
 
-from jaxrec.train.config import base_config
+import pathlib
+
+from jaxrec.train.config import load_config_file
 
 
 def get_config():
-  config = base_config()
+  # The FREEDOM backbone's keys and defaults come from configs/freedom.py.
+  config = load_config_file(pathlib.Path(__file__).with_name("freedom.py"))
   config.model_name = "ccdrec"
   config.learning_rate = 5e-4
   config.train_batch_size = 512
-  # Model section: keyword arguments of jaxrec.models.ccdrec.CCDRec.
-  config.model.embedding_size = 64
-  config.model.feat_embed_dim = 64
-  config.model.knn_k = 10
-  config.model.mm_image_weight = 0.1
-  config.model.n_mm_layers = 1
-  config.model.n_ui_layers = 2
-  config.model.dropout = 0.8
-  config.model.reg_weight = 0.0
-  config.model.propagation = "sparse"
+  # Model section: keyword arguments of jaxrec.models.ccdrec.CCDRec (backbone above).
   config.model.timesteps = 20
   config.model.beta_start = 1e-4
   config.model.beta_end = 0.02

@@ -49,11 +49,12 @@ def _valid_keys_hint(args: list[str]) -> str:
       path = a.split("=", 1)[1]
   if path is None:
     return ""
+  from jaxrec.train.config import flat_keys, load_config_file
+
   try:
-    config = config_flags.config_flags._LoadConfigModule("config", path).get_config()
+    config = load_config_file(path)
   except Exception:  # noqa: BLE001  (the hint is best-effort; the error is reported anyway)
     return ""
-  from jaxrec.train.config import flat_keys
 
   return "\nvalid keys: " + ", ".join(flat_keys(config))
 

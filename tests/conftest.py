@@ -8,14 +8,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 def tiny_config(name: str = "lightgcn"):
   """A CPU-friendly config: small synthetic data, a few epochs."""
-  import importlib.util
   import pathlib
 
-  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(f"config_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  from jaxrec.train.config import load_config_file
+
+  config = load_config_file(pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py")
   config.dataset.synthetic.n_users = 300
   config.dataset.synthetic.n_items = 200
   config.dataset.synthetic.mean_interactions = 15

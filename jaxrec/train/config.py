@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import pathlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,6 +66,17 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     else:
       out[prefix + k] = v
   return out
+
+
+def load_config_file(path: str | os.PathLike, arg: str | None = None) -> ml_collections.ConfigDict:
+  """``get_config()`` of a ``configs/*.py`` file, loaded by path (as ``--config`` does)."""
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(f"jaxrec_config_{path.stem}", path)
+  if spec is None or spec.loader is None:
+    raise FileNotFoundError(f"Cannot load config file {path}.")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
 
 
 def flat_keys(config: ml_collections.ConfigDict | Mapping[str, Any]) -> list[str]:

@@ -11,19 +11,49 @@ from jaxrec import diffusion
 from jaxrec.diffusion import estimator
 
 
-def _np_reference(x_t, conds, t, wq, wk, wv):
-  """The official selfAttention in NumPy: non-affine LN, 1 head, no residual, mean."""
-  d = x_t.shape[-1]
-  half = d // 2
+def _np_ln(h):
+  return (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5)
+
+
+def _np_softmax(z):
+  e = np.exp(z - z.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def _np_forward(model, x_t, conds, t):
+  """The estimator written out in NumPy from its parameters, token by token.
+
+  For the defaults this is the official ``selfAttention``: non-affine LN, one
+  head, softmax(q k^T / sqrt(d)) v, no residual, mean over the tokens.
+  """
+  get = lambda lin: np.asarray(lin.kernel[...], np.float64)  # noqa: E731
+  bias = lambda lin: np.asarray(lin.bias[...], np.float64)  # noqa: E731
+  d, k = model.dim, model.temb_dim
+  half = k // 2
   freqs = np.exp(-np.arange(half) * math.log(10000.0) / (half - 1))
   temb = np.concatenate([np.sin(t[:, None] * freqs), np.cos(t[:, None] * freqs)], -1)
-  h = np.stack([x_t, *conds, temb], axis=1)  # [B, n, d]
-  h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5)
-  q, k, v = h @ wq, h @ wk, h @ wv
-  logits = q @ np.swapaxes(k, -1, -2) / math.sqrt(d)
-  a = np.exp(logits - logits.max(-1, keepdims=True))
-  a /= a.sum(-1, keepdims=True)
-  return (a @ v).mean(1)
+  if model.time_proj is not None:
+    temb = temb @ get(model.time_proj) + bias(model.time_proj)
+  h = np.stack([x_t, *conds, temb], axis=1).astype(np.float64)  # [B, n, d]
+  for layer in model.layers:
+    nh = layer.n_heads
+    y = _np_ln(h)
+    q, kk, v = (y @ get(w) for w in (layer.w_q, layer.w_k, layer.w_v))
+    heads = []
+    for j in range(nh):
+      sl = slice(j * d // nh, (j + 1) * d // nh)
+      a = _np_softmax(q[..., sl] @ np.swapaxes(kk[..., sl], -1, -2) / math.sqrt(d // nh))
+      heads.append(a @ v[..., sl])
+    o = np.concatenate(heads, -1)
+    if layer.w_o is not None:
+      o = o @ get(layer.w_o)
+    h = h + o if layer.residual else o
+    if layer.ff_in is not None:
+      z = _np_ln(h) @ get(layer.ff_in) + bias(layer.ff_in)
+      z = 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)))  # gelu
+      f = z @ get(layer.ff_out) + bias(layer.ff_out)
+      h = h + f if layer.residual else f
+  return h.mean(1)
 
 
 # One compiled program per input signature is far cheaper on CPU than eager mode,
@@ -62,9 +92,7 @@ def test_reference_form_matches_numpy():
   rng = np.random.default_rng(0)
   x, c1, c2 = (rng.normal(size=(b, d)).astype(np.float32) for _ in range(3))
   t = np.arange(b)
-  layer = model.layers[0]
-  want = _np_reference(x, [c1, c2], t, np.asarray(layer.w_q.kernel[...]),
-                       np.asarray(layer.w_k.kernel[...]), np.asarray(layer.w_v.kernel[...]))
+  want = _np_forward(model, x, [c1, c2], t)
   np.testing.assert_allclose(model(x, [c1, c2], t), want, rtol=1e-4, atol=1e-5)  # eager
   np.testing.assert_allclose(_apply(model, x, (c1, c2), t), want, rtol=1e-4, atol=1e-5)
 
@@ -123,17 +151,20 @@ def test_options_shapes_params_and_grads():
   params = _params(model)
   per_layer = 4 * d * d + (d * 2 * d + 2 * d) + (2 * d * d + d)  # qkvo + ff_in + ff_out
   assert sum(v.size for v in params.values()) == 2 * per_layer + (6 * d + d)
-  x = jnp.ones((b, d))
-  c = jnp.arange(b * d, dtype=jnp.float32).reshape(b, d) / 10
+  x, c = np.random.default_rng(5).normal(size=(2, b, d)).astype(np.float32)
   t = jnp.arange(b)
-  two = _apply(model, x, (c,), t)
-  assert two.shape == (b, d) and np.all(np.isfinite(two))
-  # Each layer's output tokens feed the next: the second layer changes the result.
-  one = diffusion.X0Estimator(d, rngs=nnx.Rngs(4), n_layers=1, **opts)
-  assert not np.allclose(_apply(one, x, (c,), t), two, atol=1e-4)
+  out = _apply(model, x, (c,), t)
+  assert out.shape == (b, d)
+  np.testing.assert_allclose(out, _np_forward(model, x, [c], np.asarray(t)), rtol=1e-4,
+                             atol=1e-5)
+  # Multi-head, residual, no feed-forward: the last layer pools before W_v.
+  mh = diffusion.X0Estimator(d, rngs=nnx.Rngs(5), n_layers=2, n_heads=2, residual=True)
+  np.testing.assert_allclose(_apply(mh, x, (c,), t), _np_forward(mh, x, [c], np.asarray(t)),
+                             rtol=1e-4, atol=1e-5)
 
   # Every parameter of every option gets a finite gradient (one layer keeps the
   # backward program small).
+  one = diffusion.X0Estimator(d, rngs=nnx.Rngs(4), n_layers=1, **opts)
   grads = nnx.jit(nnx.grad(lambda m: diffusion.x0_mse_loss(x, m(x, (c,), t))))(one)
   leaves = jax.tree.leaves(grads)
   assert len(leaves) == len(_params(one)) == 10
