@@ -196,3 +196,68 @@ def curriculum_pool_index(epoch: jax.Array, start: int, step: int, end: int) -> 
                             jnp.where(epoch <= start + 2 * step, 2,
                                       jnp.where(epoch <= end, 3, 4))))
   return jnp.where(epoch <= 0, -1, idx).astype(jnp.int32)
+
+
+def dns_negatives(
+    key: jax.Array,
+    users: jax.Array,
+    user_emb: jax.Array,
+    item_emb: jax.Array,
+    index: ExclusionIndex,
+    *,
+    n_candidates: int,
+) -> jax.Array:
+  """DNS (Zhang et al., 2013): the highest-scoring of ``n_candidates`` uniform negatives.
+
+  Args:
+    key: PRNG key.
+    users: ``[batch]`` int32 user ids.
+    user_emb: ``[batch, d]`` the batch users' current embeddings.
+    item_emb: ``[n_items, d]`` current item embeddings (used only to rank; wrap
+      in ``stop_gradient`` if the choice should carry no gradient).
+    index: train exclusion index; candidates are never training positives.
+    n_candidates: static candidates per row.
+
+  Returns:
+    ``[batch]`` int32 item ids.
+  """
+  cand = uniform_negatives(
+      key, jnp.broadcast_to(users[:, None], users.shape + (n_candidates,)), index)
+  scores = jnp.einsum("bd,bmd->bm", user_emb, item_emb[cand])
+  return jnp.take_along_axis(cand, jnp.argmax(scores, axis=1)[:, None], axis=1)[:, 0]
+
+
+def mixgcf_negatives(
+    key: jax.Array,
+    user_emb: jax.Array,
+    pos_layers: jax.Array,
+    cand_layers: jax.Array,
+    *,
+    pool: str = "mean",
+) -> jax.Array:
+  """MixGCF (Huang et al., KDD 2021): a synthesised hard negative per row.
+
+  Positive mixing: per candidate and layer, ``e'_l = a e^+_l + (1 - a) e^-_l``
+  with ``a ~ U(0, 1)`` drawn per (row, candidate, layer). Hop mixing: per layer,
+  the mixed candidate with the largest score ``<u, e'_l>``; the chosen layers
+  are pooled (``'mean'``, as LightGCN pools layers, or ``'sum'``).
+
+  Args:
+    key: PRNG key.
+    user_emb: ``[batch, d]`` final user embeddings.
+    pos_layers: ``[batch, n_layers + 1, d]`` the positive's per-layer embeddings.
+    cand_layers: ``[batch, n_candidates, n_layers + 1, d]`` candidates' per-layer
+      embeddings (uniform negatives).
+    pool: ``'mean'`` or ``'sum'`` over layers.
+
+  Returns:
+    ``[batch, d]`` synthesised negative embeddings.
+  """
+  if pool not in ("mean", "sum"):
+    raise ValueError(f"Unknown pool {pool!r}; valid: mean, sum.")
+  alpha = jax.random.uniform(key, cand_layers.shape[:-1] + (1,))
+  mixed = alpha * pos_layers[:, None] + (1 - alpha) * cand_layers  # [B, M, L+1, d]
+  scores = jnp.einsum("bd,bmld->bml", user_emb, mixed)
+  best = jnp.argmax(scores, axis=1)  # [B, L+1]
+  chosen = jnp.take_along_axis(mixed, best[:, None, :, None], axis=1)[:, 0]  # [B, L+1, d]
+  return chosen.mean(1) if pool == "mean" else chosen.sum(1)

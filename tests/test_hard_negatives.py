@@ -42,3 +42,42 @@ def test_pool_hard_negatives_never_train_positive_and_from_top_k():
     allowed, _ = _brute_force(key, users, pos, pool, dense, 30, 3)
     assert not dense[users, got].any()
     assert all(g in a for g, a in zip(got, allowed))
+
+
+def test_dns_takes_the_highest_scoring_admissible_candidate():
+  from jaxrec.negatives import dns_negatives, exclusion_index, uniform_negatives
+
+  rng = np.random.default_rng(1)
+  dense = rng.random((10, 30)) < 0.4
+  csr = CSR.from_coo(*np.nonzero(dense), 10, 30)
+  index = exclusion_index(csr.indptr, csr.indices, np.arange(30))
+  u = rng.normal(size=(10, 4)).astype(np.float32)
+  items = rng.normal(size=(30, 4)).astype(np.float32)
+  users = jnp.arange(10, dtype=jnp.int32)
+  key = jax.random.key(3)
+  got = np.asarray(dns_negatives(key, users, jnp.asarray(u), jnp.asarray(items), index,
+                                 n_candidates=5))
+  cand = np.asarray(uniform_negatives(key, jnp.broadcast_to(users[:, None], (10, 5)), index))
+  want = cand[np.arange(10), np.argmax(np.einsum("bd,bmd->bm", u, items[cand]), 1)]
+  np.testing.assert_array_equal(got, want)
+  assert not dense[np.arange(10), got].any()
+
+
+def test_mixgcf_matches_brute_force():
+  from jaxrec.negatives import mixgcf_negatives
+
+  rng = np.random.default_rng(2)
+  b, m, layers, d = 3, 4, 3, 5
+  u = rng.normal(size=(b, d)).astype(np.float32)
+  pos = rng.normal(size=(b, layers, d)).astype(np.float32)
+  cand = rng.normal(size=(b, m, layers, d)).astype(np.float32)
+  key = jax.random.key(0)
+  got = np.asarray(mixgcf_negatives(key, jnp.asarray(u), jnp.asarray(pos), jnp.asarray(cand)))
+  alpha = np.asarray(jax.random.uniform(key, (b, m, layers, 1)))
+  want = np.zeros((b, d))
+  for i in range(b):
+    for lyr in range(layers):
+      mixed = [alpha[i, j, lyr] * pos[i, lyr] + (1 - alpha[i, j, lyr]) * cand[i, j, lyr]
+               for j in range(m)]
+      want[i] += mixed[int(np.argmax([u[i] @ x for x in mixed]))] / layers
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
