@@ -1,0 +1,67 @@
+"""Cost of CCDRec's per-epoch pieces at Baby's size: CNS sampling and NDI regeneration.
+
+CNS runs inside the jitted training scan, so metrics.jsonl cannot time it on its
+own; this times one jitted batch of it and scales by the batches per epoch.
+NDI (the reverse chain over all items) is `after_epoch_seconds` in metrics.jsonl
+and is timed here too. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec import diffusion
+from jaxrec.data import CSR
+from jaxrec.negatives import pool_hard_negatives
+
+
+def timed(fn, *args, repeats=20):
+  jax.block_until_ready(fn(*args))
+  t = time.perf_counter()
+  for _ in range(repeats):
+    out = fn(*args)
+  jax.block_until_ready(out)
+  return (time.perf_counter() - t) / repeats
+
+
+def main() -> None:
+  n_users, n_items, d, n_train, batch = 19445, 7050, 64, 118551, 512
+  rng = np.random.default_rng(0)
+  csr = CSR.from_coo(rng.integers(0, n_users, n_train), rng.integers(0, n_items, n_train),
+                     n_users, n_items)
+  pool = jnp.asarray(rng.normal(size=(n_items, d)).astype(np.float32))
+  users = jnp.asarray(rng.integers(0, n_users, batch), jnp.int32)
+  pos = jnp.asarray(rng.integers(0, n_items, batch), jnp.int32)
+  n_cand = int(0.1 * n_items)
+  cns = jax.jit(lambda k: pool_hard_negatives(
+      k, users, pos, pool, jnp.asarray(csr.indptr), jnp.asarray(csr.indices),
+      n_candidates=n_cand, top_k=int(0.1 * n_cand)))
+  cns_s = timed(cns, jax.random.key(0))
+
+  est = diffusion.X0Estimator(d, rngs=__import__("flax").nnx.Rngs(0))
+  sched = diffusion.make_schedule("linear", 20)
+  conds = [pool, pool * 0.5]
+
+  @jax.jit
+  def ndi(key):
+    start = diffusion.chain_start(sched, pool, key, from_noise=False)
+    return diffusion.reverse_chain(lambda x, c, t: est(x, c, t), sched, start, conds, key,
+                                   snapshot_steps=diffusion.ndi_snapshot_steps(20))
+
+  ndi_s = timed(ndi, jax.random.key(1), repeats=5)
+  batches = -(-n_train // batch)
+  print(json.dumps({
+      "benchmark": "ccdrec_parts", "backend": jax.default_backend(),
+      "cns_ms_per_batch": round(cns_s * 1e3, 2), "batches_per_epoch": batches,
+      "cns_seconds_per_epoch": round(cns_s * batches, 3),
+      "ndi_seconds_per_epoch": round(ndi_s, 3),
+  }))
+
+
+if __name__ == "__main__":
+  main()
