@@ -41,9 +41,14 @@ def test_same_seed_same_metrics_and_different_seed_differs(make_config, tmp_path
   assert c["test"] != a["test"]
 
 
-def test_killed_run_resumes_and_matches_uninterrupted(make_config, tmp_path, monkeypatch):
-  config = make_config()
-  config.epochs = 6
+@pytest.mark.parametrize("model,epochs,kill_at", [("lightgcn", 6, 3), ("ccdrec", 3, 2)])
+def test_killed_run_resumes_and_matches_uninterrupted(make_config, tmp_path, monkeypatch,
+                                                      model, epochs, kill_at):
+  # CCDRec carries its NDI pools from one epoch to the next: resuming must recompute them.
+  config = make_config(model)
+  config.epochs = epochs
+  if model == "ccdrec":
+    config.model.feat_embed_dim = config.model.embedding_size
   full = train_and_evaluate(config, tmp_path / "full")
 
   from jaxrec.train import early_stopping
@@ -51,7 +56,7 @@ def test_killed_run_resumes_and_matches_uninterrupted(make_config, tmp_path, mon
   original = early_stopping.EarlyStopping.update
 
   def dying_update(self, epoch, valid, test):
-    if epoch == 3:
+    if epoch == kill_at:
       raise KeyboardInterrupt("killed")
     return original(self, epoch, valid, test)
 
@@ -63,7 +68,7 @@ def test_killed_run_resumes_and_matches_uninterrupted(make_config, tmp_path, mon
   resumed = train_and_evaluate(config, tmp_path / "resumed")
   assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
   rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
-  assert [r["epoch"] for r in rows] == list(range(6))
+  assert [r["epoch"] for r in rows] == list(range(epochs))
   full_rows = read_metrics(tmp_path / "full" / "metrics.jsonl")
   assert [r["valid"] for r in rows] == [r["valid"] for r in full_rows]
 
