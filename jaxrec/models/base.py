@@ -65,6 +65,16 @@ _INITS = {"xavier_uniform": nnx.initializers.xavier_uniform,
           "xavier_normal": nnx.initializers.xavier_normal}
 
 
+def present_modalities(dataset: Dataset, order: tuple[str, ...], model: str) -> tuple[str, ...]:
+  """The modalities of ``order`` the dataset has, in that order; an error if none."""
+  present = tuple(m for m in order if m in dataset.features)
+  if not present:
+    raise ValueError(
+        f"{model} needs at least one of the modalities {order}; dataset "
+        f"{dataset.name!r} has {sorted(dataset.features) or 'none'}.")
+  return present
+
+
 def xavier_table(key: jax.Array, n: int, d: int, init: str = "xavier_uniform") -> jax.Array:
   """``[n, d]`` table initialised like torch's ``xavier_uniform_`` / ``xavier_normal_``.
 

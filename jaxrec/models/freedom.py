@@ -24,7 +24,7 @@ from jaxrec.graph import (
     spmm,
 )
 from jaxrec.models import registry
-from jaxrec.models.base import Recommender, xavier_table
+from jaxrec.models.base import Recommender, present_modalities, xavier_table
 
 MODALITIES = ("image", "text")
 
@@ -80,11 +80,7 @@ class FREEDOM(Recommender):
       propagation: str = "sparse",
   ):
     self.n_users, self.n_items = dataset.n_users, dataset.n_items
-    self.modalities = tuple(m for m in MODALITIES if m in dataset.features)
-    if not self.modalities:
-      raise ValueError(
-          f"FREEDOM needs at least one of the modalities {MODALITIES}; dataset "
-          f"{dataset.name!r} has {sorted(dataset.features) or 'none'}.")
+    self.modalities = present_modalities(dataset, MODALITIES, "FREEDOM")
     self.knn_k, self.mm_image_weight = int(knn_k), float(mm_image_weight)
     self.n_mm_layers, self.n_ui_layers = int(n_mm_layers), int(n_ui_layers)
     self.dropout, self.reg_weight = float(dropout), float(reg_weight)

@@ -31,7 +31,7 @@ from jaxrec import losses
 from jaxrec.data import Dataset
 from jaxrec.graph import SparseMatrix, features_fingerprint, propagate_layers, spmm
 from jaxrec.models import registry
-from jaxrec.models.base import Context, Recommender, xavier_table
+from jaxrec.models.base import Context, Recommender, present_modalities, xavier_table
 from jaxrec.models.freedom import torch_linear
 
 logger = logging.getLogger(__name__)
@@ -339,11 +339,7 @@ class LATTICE(Recommender):
       knn_block_size: int = 1024,
   ):
     self.n_users, self.n_items = dataset.n_users, dataset.n_items
-    self.modalities = tuple(m for m in MODALITIES if m in dataset.features)
-    if not self.modalities:
-      raise ValueError(
-          f"LATTICE needs at least one of the modalities {MODALITIES}; dataset "
-          f"{dataset.name!r} has {sorted(dataset.features) or 'none'}.")
+    self.modalities = present_modalities(dataset, MODALITIES, "LATTICE")
     if cf_model not in CF_MODELS:
       raise ValueError(f"Unknown cf_model {cf_model!r}; valid: {', '.join(CF_MODELS)}.")
     if int(knn_k) != knn_k or not 1 <= knn_k <= self.n_items:

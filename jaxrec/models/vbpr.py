@@ -8,7 +8,7 @@ from flax import nnx
 from jaxrec import losses
 from jaxrec.data import Dataset
 from jaxrec.models import registry
-from jaxrec.models.base import Recommender, xavier_table
+from jaxrec.models.base import Recommender, present_modalities, xavier_table
 
 # MMRec concatenates text before image.
 MODALITY_ORDER = ("text", "image")
@@ -31,11 +31,7 @@ class VBPR(Recommender):
       reg_weight: float = 0.1,
   ):
     self.n_users, self.n_items = dataset.n_users, dataset.n_items
-    self.modalities = tuple(m for m in MODALITY_ORDER if m in dataset.features)
-    if not self.modalities:
-      raise ValueError(
-          f"VBPR needs at least one of the modalities {MODALITY_ORDER}; dataset "
-          f"{dataset.name!r} has {sorted(dataset.features) or 'none'}.")
+    self.modalities = present_modalities(dataset, MODALITY_ORDER, "VBPR")
     self.reg_weight = float(reg_weight)
     d = embedding_size
     self.user_embedding = nnx.Param(xavier_table(rngs.params(), self.n_users, 2 * d))

@@ -191,7 +191,7 @@ def _evaluator(dataset: Dataset, config) -> Evaluator:
                    ks=tuple(config.topk), batch_size=config.eval_batch_size)
 
 
-def _round(metrics: dict[str, float]) -> dict[str, float]:
+def _as_floats(metrics: dict[str, float]) -> dict[str, float]:
   return {k: float(v) for k, v in sorted(metrics.items())}
 
 
@@ -284,8 +284,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     row = {
         "epoch": epoch,
         **{f"train/{k}": float(v) for k, v in train_metrics.items()},
-        "valid": _round(valid),
-        "test": _round(test),
+        "valid": _as_floats(valid),
+        "test": _as_floats(test),
         "on_epoch_seconds": t1 - t0,
         "after_epoch_seconds": after_seconds,
         "train_seconds": t2 - t0,
