@@ -19,6 +19,8 @@ def get_config():
   # The FREEDOM backbone's keys and defaults come from configs/freedom.py.
   config = load_config_file(pathlib.Path(__file__).with_name("freedom.py"))
   config.model_name = "ccdrec"
+  # CCDRec draws its own hard negatives (CNS) instead of FREEDOM's DNS / MixGCF option.
+  del config.model["negative_sampler"], config.model["n_negative_candidates"]
   config.learning_rate = 5e-4
   config.train_batch_size = 512
   # Model section: keyword arguments of jaxrec.models.ccdrec.CCDRec (backbone above).

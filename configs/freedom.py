@@ -21,4 +21,6 @@ def get_config():
   config.model.dropout = 0.8
   config.model.reg_weight = 0.0
   config.model.propagation = "sparse"
+  config.model.negative_sampler = "uniform"  # or dns / mixgcf: configs/freedom_{dns,mixgcf}.py
+  config.model.n_negative_candidates = 16
   return config

@@ -1,4 +1,4 @@
-"""CCDRec (Curriculum Conditioned Diffusion, AAAI 2025) on the FREEDOM backbone.
+"""CCDRec (Curriculum Conditioned Diffusion, AAAI 2025) on the FREEDOM and LATTICE backbones.
 
 Default = the official code's behaviour (REFERENCE.md §D); the paper's reading is
 available where it is more general. Paper equations are cited as (Eq. n) of
@@ -33,9 +33,20 @@ Ablations (paper Fig. 3) via ``negative_sampling``: ``'uniform'`` = FREEDOM + DM
 (no hard negatives; NDI pools only feed evaluation), ``'final_pool'`` = + NDI (the
 hard negative drawn from the final pool from epoch 1 on, no curriculum),
 ``'curriculum'`` = full CCDRec.
+
+Backbones: ``ccdrec`` is FREEDOM (the only one the official code ships);
+``ccdrec_lattice`` is LATTICE (paper Table 2), where no official code exists.
+There the fused rows ``(1 - mu) e_item + mu x0_hat`` (Eq. 5 as written) replace
+the batch items' rows of LATTICE's collaborative input ``e_item`` (LATTICE's
+LightGCN runs on the ID table, not on its item-graph output ``h``); final item =
+LightGCN item + ``h / |h|`` as in LATTICE; evaluation fuses every item with the
+final pool; the estimator's conditions are LATTICE's own projections.
 """
 
 from __future__ import annotations
+
+import inspect
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +56,7 @@ from jaxrec import diffusion, losses
 from jaxrec.data import Dataset
 from jaxrec.models import registry
 from jaxrec.models.freedom import FREEDOM
+from jaxrec.models.lattice import _HIGHEST, LATTICE
 from jaxrec.negatives import curriculum_pool_index, pool_hard_negatives
 
 NEGATIVE_SAMPLING = ("curriculum", "final_pool", "uniform")
@@ -52,80 +64,82 @@ NEGATIVE_SAMPLING = ("curriculum", "final_pool", "uniform")
 CONDITION_ORDER = ("text", "image")
 
 
-@registry.register("ccdrec")
-class CCDRec(FREEDOM):
-  """CCDRec on FREEDOM; see the module docstring for every choice and its source."""
+def diffusion_options(
+    *,
+    timesteps: int = 20,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+    beta_schedule: str = "linear",
+    diff_weight: float = 0.5,
+    fusion_weight: float = 0.5,
+    omega: float = 0.8,
+    negative_sampling: str = "curriculum",
+    curriculum_start: int = 5,
+    curriculum_step: int = 5,
+    curriculum_end: int = 30,
+    candidate_fraction: float = 0.1,
+    sample_k: float = 0.1,
+    snapshots: str = "official",
+    chain_from_noise: bool = False,
+    stochastic_chain: bool = True,
+    estimator_layers: int = 1,
+    estimator_heads: int = 1,
+    estimator_residual: bool = False,
+    estimator_feed_forward: bool = False,
+) -> dict[str, Any]:
+  """CCDRec's own hyper-parameters (any backbone), checked; defaults = the official code."""
+  options = dict(locals())
+  if negative_sampling not in NEGATIVE_SAMPLING:
+    raise ValueError(f"Unknown negative_sampling {negative_sampling!r}; valid: "
+                     f"{', '.join(NEGATIVE_SAMPLING)}.")
+  if snapshots not in ("official", "paper"):
+    raise ValueError(f"Unknown snapshots {snapshots!r}; valid: official, paper.")
+  return options
 
-  always_feature_params = True
 
-  def __init__(
-      self,
-      dataset: Dataset,
-      *,
-      rngs: nnx.Rngs,
-      embedding_size: int = 64,
-      feat_embed_dim: int = 64,
-      knn_k: int = 10,
-      mm_image_weight: float = 0.1,
-      n_mm_layers: int = 1,
-      n_ui_layers: int = 2,
-      dropout: float = 0.8,
-      reg_weight: float = 0.0,
-      propagation: str = "sparse",
-      timesteps: int = 20,
-      beta_start: float = 1e-4,
-      beta_end: float = 0.02,
-      beta_schedule: str = "linear",
-      diff_weight: float = 0.5,
-      fusion_weight: float = 0.5,
-      omega: float = 0.8,
-      negative_sampling: str = "curriculum",
-      curriculum_start: int = 5,
-      curriculum_step: int = 5,
-      curriculum_end: int = 30,
-      candidate_fraction: float = 0.1,
-      sample_k: float = 0.1,
-      snapshots: str = "official",
-      chain_from_noise: bool = False,
-      stochastic_chain: bool = True,
-      estimator_layers: int = 1,
-      estimator_heads: int = 1,
-      estimator_residual: bool = False,
-      estimator_feed_forward: bool = False,
-  ):
-    if feat_embed_dim != embedding_size:
-      raise ValueError(f"CCDRec's estimator tokens need feat_embed_dim == embedding_size; "
-                       f"got {feat_embed_dim} and {embedding_size}.")
-    if negative_sampling not in NEGATIVE_SAMPLING:
-      raise ValueError(f"Unknown negative_sampling {negative_sampling!r}; valid: "
-                       f"{', '.join(NEGATIVE_SAMPLING)}.")
-    if snapshots not in ("official", "paper"):
-      raise ValueError(f"Unknown snapshots {snapshots!r}; valid: official, paper.")
-    super().__init__(dataset, rngs=rngs, embedding_size=embedding_size,
-                     feat_embed_dim=feat_embed_dim, knn_k=knn_k,
-                     mm_image_weight=mm_image_weight, n_mm_layers=n_mm_layers,
-                     n_ui_layers=n_ui_layers, dropout=dropout, reg_weight=reg_weight,
-                     propagation=propagation)
-    self.timesteps = int(timesteps)
-    self.schedule_args = (beta_schedule, self.timesteps, float(beta_start), float(beta_end))
+_OPTION_NAMES = frozenset(inspect.signature(diffusion_options).parameters)
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+  """``(backbone kwargs, diffusion_options(...))`` from one model section."""
+  backbone = {k: v for k, v in kwargs.items() if k not in _OPTION_NAMES}
+  return backbone, diffusion_options(**{k: v for k, v in kwargs.items() if k in _OPTION_NAMES})
+
+
+class CurriculumDiffusion:
+  """DMA, NDI and CNS for a backbone: mixed into a backbone ``Recommender``.
+
+  The backbone provides ``item_id_embedding``, ``n_items``, ``modalities`` and
+  ``_conditions(context, ids)`` (projected modality rows, ``CONDITION_ORDER``).
+  """
+
+  def _setup_diffusion(self, embedding_size: int, options: dict[str, Any],
+                       rngs: nnx.Rngs) -> None:
+    o = options
+    self.timesteps = int(o["timesteps"])
+    self.schedule_args = (o["beta_schedule"], self.timesteps, float(o["beta_start"]),
+                          float(o["beta_end"]))
     self.diff_weight, self.fusion_weight, self.omega = (
-        float(diff_weight), float(fusion_weight), float(omega))
-    self.negative_sampling = negative_sampling
-    self.curriculum = (int(curriculum_start), int(curriculum_step), int(curriculum_end))
-    self.n_candidates = max(1, int(candidate_fraction * self.n_items))
-    self.top_k = max(1, int(sample_k * self.n_candidates))
-    self.snapshot_steps = (diffusion.ndi_snapshot_steps(self.timesteps) if snapshots == "official"
+        float(o["diff_weight"]), float(o["fusion_weight"]), float(o["omega"]))
+    self.negative_sampling = o["negative_sampling"]
+    self.curriculum = (int(o["curriculum_start"]), int(o["curriculum_step"]),
+                       int(o["curriculum_end"]))
+    self.n_candidates = max(1, int(o["candidate_fraction"] * self.n_items))
+    self.top_k = max(1, int(o["sample_k"] * self.n_candidates))
+    self.snapshot_steps = (diffusion.ndi_snapshot_steps(self.timesteps)
+                           if o["snapshots"] == "official"
                            else diffusion.paper_snapshot_steps(self.timesteps))
-    self.chain_from_noise, self.stochastic_chain = bool(chain_from_noise), bool(stochastic_chain)
+    self.chain_from_noise = bool(o["chain_from_noise"])
+    self.stochastic_chain = bool(o["stochastic_chain"])
     self.conditions = tuple(m for m in CONDITION_ORDER if m in self.modalities)
     self.estimator = diffusion.X0Estimator(
-        embedding_size, rngs=rngs, n_layers=estimator_layers, n_heads=estimator_heads,
-        residual=estimator_residual, feed_forward=estimator_feed_forward)
+        embedding_size, rngs=rngs, n_layers=o["estimator_layers"],
+        n_heads=o["estimator_heads"], residual=o["estimator_residual"],
+        feed_forward=o["estimator_feed_forward"])
 
-  def build_context(self, dataset, *, cache_dir=None):
-    context = super().build_context(dataset, cache_dir=cache_dir)
+  def _diffusion_context(self, dataset: Dataset) -> dict[str, Any]:
     d = self.item_id_embedding[...].shape[1]
-    context.update(
+    return dict(
         schedule=diffusion.make_schedule(*self.schedule_args[:2], beta_start=self.schedule_args[2],
                                          beta_end=self.schedule_args[3]),
         pools=jnp.zeros((len(self.snapshot_steps), self.n_items, d), jnp.float32),
@@ -133,21 +147,12 @@ class CCDRec(FREEDOM):
         train_indptr=jnp.asarray(dataset.train.indptr),
         train_indices=jnp.asarray(dataset.train.indices),
     )
-    return context
 
-  def on_epoch(self, context, key, epoch):
-    context = super().on_epoch(context, key, epoch)
-    return {**context, "epoch": jnp.asarray(epoch, jnp.int32)}
-
-  def _conditions(self, ids=None):
-    return [self.projected(m, ids) for m in self.conditions]
-
-  def after_epoch(self, context, key, epoch):
-    """NDI: regenerate the pools from the current item ID embeddings (no gradient)."""
-    del epoch
+  def _regenerate_pools(self, context, key):
+    """NDI: the pools from the current item ID embeddings (no gradient)."""
     k_start, k_chain = jax.random.split(key)
     x0 = jax.lax.stop_gradient(self.item_id_embedding[...])
-    conds = [jax.lax.stop_gradient(c) for c in self._conditions()]
+    conds = [jax.lax.stop_gradient(c) for c in self._conditions(context)]
     schedule = context["schedule"]
     x_start = diffusion.chain_start(schedule, x0, k_start, from_noise=self.chain_from_noise)
     pools = diffusion.reverse_chain(
@@ -155,43 +160,41 @@ class CCDRec(FREEDOM):
         snapshot_steps=self.snapshot_steps, stochastic=self.stochastic_chain)
     return {**context, "pools": pools}
 
-  def embed(self, context, *, train):
-    h = self.item_graph(context)
-    fused = h
-    if not train:  # Evaluation: every item fused with the final pool (official full_sort_predict).
-      fused = (1 - self.fusion_weight) * h + self.fusion_weight * context["pools"][-1]
-    users, items = self.lightgcn(context, fused, train=train)
-    return users, items + h
+  def _fuse_all(self, context, base: jax.Array) -> jax.Array:
+    """Evaluation: every item fused with the final pool (official full_sort_predict)."""
+    return (1 - self.fusion_weight) * base + self.fusion_weight * context["pools"][-1]
+
+  def _dma(self, context, batch, base: jax.Array, k_t: jax.Array,
+           k_noise: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(base with the batch items' rows fused, L_dm)``; ``base`` is ``[n_items, d]``.
+
+    DMA on the batch's positives and uniform negatives: x0 = their raw ID rows;
+    ``k_t`` draws the steps, ``k_noise`` the forward noise.
+    """
+    n = batch.users.shape[0]
+    items_b = jnp.concatenate([batch.pos_items, batch.neg_items])
+    mask_b = jnp.concatenate([batch.mask, batch.mask])
+    x0 = self.item_id_embedding[...][items_b]
+    t = diffusion.antithetic_timesteps(k_t, 2 * n, self.timesteps)
+    x_t = diffusion.q_sample(context["schedule"], x0, t, jax.random.normal(k_noise, x0.shape))
+    x0_hat = self.estimator(x_t, self._conditions(context, items_b), t)
+    l_diff = diffusion.x0_mse_loss(x0, x0_hat, where=mask_b)
+    rows = (1 - self.fusion_weight) * base[items_b] + self.fusion_weight * x0_hat
+    # Padding rows are dropped; duplicate items keep one of their rows, as the
+    # reference's indexed assignment does.
+    fused = base.at[jnp.where(mask_b, items_b, self.n_items)].set(rows, mode="drop")
+    return fused, l_diff
 
   def _pool_index(self, epoch):
     if self.negative_sampling == "final_pool":
       return jnp.where(epoch > 0, len(self.snapshot_steps) - 1, -1).astype(jnp.int32)
     return curriculum_pool_index(epoch, *self.curriculum)
 
-  def loss(self, context, batch, key):
-    k_t, k_noise, k_neg = jax.random.split(key, 3)
-    n = batch.users.shape[0]
-    # DMA on the batch's positives and uniform negatives.
-    items_b = jnp.concatenate([batch.pos_items, batch.neg_items])
-    mask_b = jnp.concatenate([batch.mask, batch.mask])
-    x0 = self.item_id_embedding[...][items_b]
-    t = diffusion.antithetic_timesteps(k_t, 2 * n, self.timesteps)
-    x_t = diffusion.q_sample(context["schedule"], x0, t, jax.random.normal(k_noise, x0.shape))
-    x0_hat = self.estimator(x_t, self._conditions(items_b), t)
-    l_diff = diffusion.x0_mse_loss(x0, x0_hat, where=mask_b)
-
-    h = self.item_graph(context)
-    rows = (1 - self.fusion_weight) * h[items_b] + self.fusion_weight * x0_hat
-    # Padding rows are dropped; duplicate items keep one of their rows, as the
-    # reference's indexed assignment does.
-    h_fused = h.at[jnp.where(mask_b, items_b, self.n_items)].set(rows, mode="drop")
-    users, items = self.lightgcn(context, h_fused, train=True)
-    items = items + h
-    u = users[batch.users]
+  def _ccd_loss(self, context, batch, key, u, items, l_diff):
+    """(1 - omega) BPR(uniform) + omega BPR(CNS) + lambda L_dm, and its parts."""
     score = lambda j: jnp.sum(u * items[j], -1)  # noqa: E731
     pos = score(batch.pos_items)
     bpr_uniform = losses.bpr_loss(pos, score(batch.neg_items), where=batch.mask)
-
     parts = {"bpr_uniform": bpr_uniform, "diffusion": l_diff}
     if self.negative_sampling == "uniform":
       rec = bpr_uniform
@@ -199,16 +202,130 @@ class CCDRec(FREEDOM):
       idx = self._pool_index(context["epoch"])
       tables = jnp.concatenate([context["pools"], jax.lax.stop_gradient(items)[None]])
       hard = pool_hard_negatives(
-          k_neg, batch.users, batch.pos_items, tables[jnp.clip(idx, 0, tables.shape[0] - 1)],
+          key, batch.users, batch.pos_items, tables[jnp.clip(idx, 0, tables.shape[0] - 1)],
           context["train_indptr"], context["train_indices"],
           n_candidates=self.n_candidates, top_k=self.top_k)
       hard = jnp.where(idx < 0, batch.neg_items, hard)
       bpr_hard = losses.bpr_loss(pos, score(hard), where=batch.mask)
       parts["bpr_hard"] = bpr_hard
       rec = (1 - self.omega) * bpr_uniform + self.omega * bpr_hard
-    total = rec + self.diff_weight * l_diff
+    return rec + self.diff_weight * l_diff, parts
+
+
+def _check_token_size(embedding_size: int, feat_embed_dim: int) -> None:
+  if feat_embed_dim != embedding_size:
+    raise ValueError(f"CCDRec's estimator tokens need feat_embed_dim == embedding_size; "
+                     f"got {feat_embed_dim} and {embedding_size}.")
+
+
+@registry.register("ccdrec")
+class CCDRec(CurriculumDiffusion, FREEDOM):
+  """CCDRec on FREEDOM; see the module docstring for every choice and its source.
+
+  Hyper-parameters: FREEDOM's (except its DNS / MixGCF ``negative_sampler``) and
+  :func:`diffusion_options`.
+  """
+
+  always_feature_params = True
+  hyperparameter_sources = (FREEDOM.__init__, diffusion_options)
+  excluded_hyperparameters = ("negative_sampler", "n_negative_candidates")
+
+  def __init__(self, dataset: Dataset, *, rngs: nnx.Rngs, **kwargs: Any):
+    backbone, options = split_options(kwargs)
+    _check_token_size(backbone.get("embedding_size", 64), backbone.get("feat_embed_dim", 64))
+    super().__init__(dataset, rngs=rngs, **backbone)
+    self._setup_diffusion(backbone.get("embedding_size", 64), options, rngs)
+
+  def build_context(self, dataset, *, cache_dir=None):
+    context = super().build_context(dataset, cache_dir=cache_dir)
+    return {**context, **self._diffusion_context(dataset)}
+
+  def on_epoch(self, context, key, epoch):
+    context = super().on_epoch(context, key, epoch)
+    return {**context, "epoch": jnp.asarray(epoch, jnp.int32)}
+
+  def _conditions(self, context, ids=None):
+    del context
+    return [self.projected(m, ids) for m in self.conditions]
+
+  def after_epoch(self, context, key, epoch):
+    del epoch
+    return self._regenerate_pools(context, key)
+
+  def embed(self, context, *, train):
+    h = self.item_graph(context)
+    users, items = self.lightgcn(context, h if train else self._fuse_all(context, h),
+                                 train=train)
+    return users, items + h
+
+  def loss(self, context, batch, key):
+    k_t, k_noise, k_neg = jax.random.split(key, 3)
+    h = self.item_graph(context)
+    h_fused, l_diff = self._dma(context, batch, h, k_t, k_noise)
+    users, items = self.lightgcn(context, h_fused, train=True)
+    items = items + h
+    u = users[batch.users]
+    total, parts = self._ccd_loss(context, batch, k_neg, u, items, l_diff)
     if self.reg_weight != 0.0:
       aux = self.modality_bpr(u, batch)
       parts.update(aux)
       total = total + self.reg_weight * sum(aux.values())
+    return total, parts
+
+
+@registry.register("ccdrec_lattice")
+class CCDRecLATTICE(CurriculumDiffusion, LATTICE):
+  """CCDRec on LATTICE (paper Table 2); see the module docstring.
+
+  Hyper-parameters: LATTICE's and :func:`diffusion_options`.
+  """
+
+  hyperparameter_sources = (LATTICE.__init__, diffusion_options)
+
+  def __init__(self, dataset: Dataset, *, rngs: nnx.Rngs, **kwargs: Any):
+    backbone, options = split_options(kwargs)
+    _check_token_size(backbone.get("embedding_size", 64), backbone.get("feat_embed_dim", 64))
+    super().__init__(dataset, rngs=rngs, **backbone)
+    self._setup_diffusion(backbone.get("embedding_size", 64), options, rngs)
+
+  def build_context(self, dataset, *, cache_dir=None):
+    context = super().build_context(dataset, cache_dir=cache_dir)
+    return {**context, **self._diffusion_context(dataset)}
+
+  def on_epoch(self, context, key, epoch):
+    context = super().on_epoch(context, key, epoch)
+    return {**context, "epoch": jnp.asarray(epoch, jnp.int32)}
+
+  def _conditions(self, context, ids=None):
+    inputs = self._graph_inputs(context)
+    out = []
+    for m in self.conditions:
+      x = inputs["features"][m]
+      x = x if ids is None else x[ids]
+      out.append(jnp.matmul(x, inputs["kernels"][m], precision=_HIGHEST) + inputs["biases"][m])
+    return out
+
+  def after_epoch(self, context, key, epoch):
+    """LATTICE's evaluation graph, then NDI's pools."""
+    return self._regenerate_pools(super().after_epoch(context, key, epoch), key)
+
+  def embed(self, context, *, train):
+    if train:
+      return super().embed(context, train=True)
+    adj = self._with_graph(context)["item_adj"]
+    h = self._propagate_items(lambda y: self._constant_matmul(adj, y), self.item_id_embedding[...])
+    return self._forward(context, h, self._fuse_all(context, self.item_id_embedding[...]))
+
+  def loss(self, context, batch, key):
+    k_t, k_noise, k_neg = jax.random.split(key, 3)
+    h, fresh = self._train_h(context)
+    item_input, l_diff = self._dma(context, batch, self.item_id_embedding[...], k_t, k_noise)
+    users, items = self._forward(context, h, item_input)
+    u = users[batch.users]
+    total, parts = self._ccd_loss(context, batch, k_neg, u, items, l_diff)
+    if self.reg_weight != 0.0:
+      reg = self.norm_regularizer(u, items[batch.pos_items], items[batch.neg_items], batch.mask)
+      parts["reg"] = reg
+      total = total + self.reg_weight * reg
+    parts["fresh_graph"] = fresh.astype(jnp.float32)
     return total, parts

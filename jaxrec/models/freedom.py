@@ -25,8 +25,10 @@ from jaxrec.graph import (
 )
 from jaxrec.models import registry
 from jaxrec.models.base import Recommender, present_modalities, xavier_table
+from jaxrec.negatives import dns_negatives, exclusion_index, mixgcf_negatives, uniform_negatives
 
 MODALITIES = ("image", "text")
+NEGATIVE_SAMPLERS = ("uniform", "dns", "mixgcf")
 
 
 def torch_linear(in_dim: int, out_dim: int, *, rngs: nnx.Rngs) -> nnx.Linear:
@@ -55,6 +57,20 @@ class FREEDOM(Recommender):
   * loss = BPR + reg_weight * (BPR(u, W_t t_i+, W_t t_i-) + BPR(u, W_v v_i+, W_v v_i-))
     with the raw feature tables trainable (``freeze=False`` in the reference).
 
+  ``negative_sampler`` swaps the BPR negative for a hard one (CCDRec paper,
+  Table 3 baselines; the paper gives no settings, these are jaxrec's):
+
+  * ``'dns'``: of ``n_negative_candidates`` uniform negatives (never a train
+    positive), the one the current model scores highest (DNS, Zhang et al. 2013);
+    the choice carries no gradient.
+  * ``'mixgcf'``: MixGCF (Huang et al. 2021) over the final item's components
+    ``[e_0/(L+1), ..., e_L/(L+1), h]`` (LightGCN's layers as the mean weights
+    them, plus the item-graph term, so their sum is the final item): each
+    component of each candidate is mixed with the positive's
+    (``a e+ + (1 - a) e-``, ``a ~ U(0, 1)``), the hardest candidate is taken per
+    component by ``<u, .>``, and the components are summed. Gradient flows
+    through the mixed embedding, as in MixGCF.
+
   With ``reg_weight == 0`` the modality terms vanish, so the feature tables and
   projections get no gradient and cannot change: they are then not created as
   parameters at all (identical results, no 29M-parameter Adam update per step).
@@ -78,7 +94,15 @@ class FREEDOM(Recommender):
       dropout: float = 0.8,
       reg_weight: float = 0.0,
       propagation: str = "sparse",
+      negative_sampler: str = "uniform",
+      n_negative_candidates: int = 16,
   ):
+    if negative_sampler not in NEGATIVE_SAMPLERS:
+      raise ValueError(f"Unknown negative_sampler {negative_sampler!r}; valid: "
+                       f"{', '.join(NEGATIVE_SAMPLERS)}.")
+    if int(n_negative_candidates) < 1:
+      raise ValueError(f"n_negative_candidates must be >= 1; got {n_negative_candidates}.")
+    self.negative_sampler, self.n_negative_candidates = negative_sampler, int(n_negative_candidates)
     self.n_users, self.n_items = dataset.n_users, dataset.n_items
     self.modalities = present_modalities(dataset, MODALITIES, "FREEDOM")
     self.knn_k, self.mm_image_weight = int(knn_k), float(mm_image_weight)
@@ -106,7 +130,7 @@ class FREEDOM(Recommender):
     mm_adj = cached_mixed_graph(
         feats, self.knn_k, self.graph_weights(), cache_dir,
         key=f"{dataset.name}-{features_fingerprint(feats)}")
-    return {
+    context = {
         "adj": normalized_bipartite_adjacency(users, items, self.n_users, self.n_items),
         "mm_adj": mm_adj,
         "edge_users": jnp.asarray(users, jnp.int32),
@@ -114,6 +138,10 @@ class FREEDOM(Recommender):
         "edge_weights": jnp.asarray(
             degree_edge_weights(users, items, self.n_users, self.n_items), jnp.float32),
     }
+    if self.negative_sampler != "uniform":
+      context["negative_index"] = exclusion_index(
+          dataset.train.indptr, dataset.train.indices, dataset.train_items())
+    return context
 
   def on_epoch(self, context, key, epoch):
     del epoch
@@ -131,11 +159,15 @@ class FREEDOM(Recommender):
       h = spmm(context["mm_adj"], h, method=self.propagation)
     return h
 
-  def lightgcn(self, context, item_input, *, train):
-    """Mean over layers 0..n_ui_layers of LightGCN on ``[e_user; item_input]``."""
+  def lightgcn_layers(self, context, item_input, *, train) -> jax.Array:
+    """LightGCN's layers 0..n_ui_layers on ``[e_user; item_input]``: ``[L + 1, n_nodes, d]``."""
     adj = context["train_adj"] if train else context["adj"]
     ego = jnp.concatenate([self.user_embedding[...], item_input], 0)
-    out = propagate_layers(adj, ego, self.n_ui_layers, method=self.propagation).mean(0)
+    return propagate_layers(adj, ego, self.n_ui_layers, method=self.propagation)
+
+  def lightgcn(self, context, item_input, *, train):
+    """Mean over layers 0..n_ui_layers of LightGCN on ``[e_user; item_input]``."""
+    out = self.lightgcn_layers(context, item_input, train=train).mean(0)
     return out[: self.n_users], out[self.n_users :]
 
   def projected(self, m: str, ids=None) -> jax.Array:
@@ -155,12 +187,40 @@ class FREEDOM(Recommender):
     users, items = self.lightgcn(context, self.item_id_embedding[...], train=train)
     return users, items + h
 
+  def _hard_negative_bpr(self, context, batch, key) -> tuple[jax.Array, jax.Array]:
+    """``(u [batch, d], BPR)`` with the DNS or MixGCF negative."""
+    h = self.item_graph(context)
+    layers = self.lightgcn_layers(context, self.item_id_embedding[...], train=True)
+    u = layers.mean(0)[: self.n_users][batch.users]
+    item_layers = layers[:, self.n_users :]
+    k_cand, k_mix = jax.random.split(key)
+    if self.negative_sampler == "dns":
+      items = item_layers.mean(0) + h
+      neg = dns_negatives(k_cand, batch.users, jax.lax.stop_gradient(u),
+                          jax.lax.stop_gradient(items), context["negative_index"],
+                          n_candidates=self.n_negative_candidates)
+      pos_e, neg_e = items[batch.pos_items], items[neg]
+    else:
+      # [n_items, L + 2, d]: the summands of the final item embedding.
+      parts = jnp.concatenate([item_layers / item_layers.shape[0], h[None]], 0).swapaxes(0, 1)
+      cand = uniform_negatives(
+          k_cand, jnp.broadcast_to(batch.users[:, None],
+                                   batch.users.shape + (self.n_negative_candidates,)),
+          context["negative_index"])
+      pos_parts = parts[batch.pos_items]
+      neg_e = mixgcf_negatives(k_mix, u, pos_parts, parts[cand], pool="sum")
+      pos_e = pos_parts.sum(1)
+    bpr = losses.bpr_loss(jnp.sum(u * pos_e, -1), jnp.sum(u * neg_e, -1), where=batch.mask)
+    return u, bpr
+
   def loss(self, context, batch, key):
-    del key
-    users, items = self.embed(context, train=True)
-    u = users[batch.users]
-    bpr = losses.bpr_loss(jnp.sum(u * items[batch.pos_items], -1),
-                          jnp.sum(u * items[batch.neg_items], -1), where=batch.mask)
+    if self.negative_sampler == "uniform":
+      users, items = self.embed(context, train=True)
+      u = users[batch.users]
+      bpr = losses.bpr_loss(jnp.sum(u * items[batch.pos_items], -1),
+                            jnp.sum(u * items[batch.neg_items], -1), where=batch.mask)
+    else:
+      u, bpr = self._hard_negative_bpr(context, batch, key)
     parts = {"bpr": bpr}
     total = bpr
     if self.reg_weight != 0.0:

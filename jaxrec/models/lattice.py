@@ -521,11 +521,14 @@ class LATTICE(Recommender):
                      self.item_id_embedding[...])
     return h, fresh
 
-  def _forward(self, context: Context, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def _forward(self, context: Context, h: jax.Array,
+               item_input: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Final embeddings; ``item_input`` replaces the ID table as the CF input (CCDRec)."""
     h = _normalize_rows(h, eps=1e-12)  # F.normalize(h, p=2, dim=1).
+    item_input = self.item_id_embedding[...] if item_input is None else item_input
     if self.cf_model == "mf":
-      return self.user_embedding[...], self.item_id_embedding[...] + h
-    ego = jnp.concatenate([self.user_embedding[...], self.item_id_embedding[...]], 0)
+      return self.user_embedding[...], item_input + h
+    ego = jnp.concatenate([self.user_embedding[...], item_input], 0)
     out = propagate_layers(context["adj"], ego, self.n_ui_layers,
                            method=self.propagation).mean(0)
     return out[: self.n_users], out[self.n_users :] + h
@@ -540,15 +543,22 @@ class LATTICE(Recommender):
                                 self.item_id_embedding[...])
     return self._forward(context, h)
 
+  @staticmethod
+  def norm_regularizer(u: jax.Array, p: jax.Array, n: jax.Array, mask: jax.Array) -> jax.Array:
+    """``(|u|^2 + |p|^2 + |n|^2) / (2 B)`` over the unmasked rows of ``[B, d]`` arrays.
+
+    Divided by the configured batch size (the padded length), as the reference does
+    for its shorter last batch too.
+    """
+    m = mask[:, None]
+    return 0.5 * sum(jnp.sum(jnp.where(m, e * e, 0.0)) for e in (u, p, n)) / u.shape[0]
+
   def loss(self, context, batch, key):
     del key
     h, fresh = self._train_h(context)
     users, items = self._forward(context, h)
     u, p, n = users[batch.users], items[batch.pos_items], items[batch.neg_items]
     bpr = losses.bpr_loss(jnp.sum(u * p, -1), jnp.sum(u * n, -1), where=batch.mask)
-    m = batch.mask[:, None]
-    # Divided by the configured batch size (the padded length), as the reference does
-    # for its shorter last batch too.
-    reg = 0.5 * sum(jnp.sum(jnp.where(m, e * e, 0.0)) for e in (u, p, n)) / batch.users.shape[0]
+    reg = self.norm_regularizer(u, p, n, batch.mask)
     return bpr + self.reg_weight * reg, {"bpr": bpr, "reg": reg,
                                          "fresh_graph": fresh.astype(jnp.float32)}

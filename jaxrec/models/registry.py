@@ -35,13 +35,21 @@ def get(name: str) -> type:
 
 
 def hyperparameters(name: str) -> dict[str, Any]:
-  """Keyword hyper-parameters of a model with their defaults."""
-  sig = inspect.signature(get(name).__init__)
-  return {
-      p.name: p.default
-      for p in sig.parameters.values()
-      if p.kind is p.KEYWORD_ONLY and p.name != "rngs"
-  }
+  """Keyword hyper-parameters of a model with their defaults.
+
+  They are the keyword-only parameters of the class's ``__init__``, or, for a
+  model composed of parts (CCDRec on a backbone), of every callable in its
+  ``hyperparameter_sources`` minus its ``excluded_hyperparameters``.
+  """
+  cls = get(name)
+  sources = getattr(cls, "hyperparameter_sources", None) or (cls.__init__,)
+  excluded = set(getattr(cls, "excluded_hyperparameters", ())) | {"rngs"}
+  out = {}
+  for source in sources:
+    for p in inspect.signature(source).parameters.values():
+      if p.kind is p.KEYWORD_ONLY and p.name not in excluded:
+        out[p.name] = p.default
+  return out
 
 
 def create(name: str, dataset: Any, kwargs: Mapping[str, Any], *, rngs: nnx.Rngs) -> Any:

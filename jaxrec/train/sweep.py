@@ -58,7 +58,8 @@ def parse_grid(items: Sequence[str], config: ml_collections.ConfigDict) -> dict[
   return grid
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+def set_value(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+  """Sets ``config[dotted]`` (``model.`` optional), keeping a float key a float."""
   dotted = resolve_key(config, dotted)
   *parents, leaf = dotted.split(".")
   node = config
@@ -92,7 +93,7 @@ def sweep(
     point = dict(zip(keys, values))
     run_config = copy.deepcopy(config)
     for k, v in point.items():
-      _set(run_config, k, v)
+      set_value(run_config, k, v)
     run_dir = workdir / run_name(point)
     summary = train_and_evaluate(run_config, run_dir)
     runs.append({"point": point, "workdir": str(run_dir), "best_epoch": summary["best_epoch"],
