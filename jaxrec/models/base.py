@@ -50,6 +50,17 @@ class Recommender(nnx.Module):
     del key, epoch
     return context
 
+  def sampling_probe(self, context: Context, batch: Batch, key: jax.Array) -> jax.Array | None:
+    """The model's own per-batch negative sampling alone, for timing it (CCDRec's CNS).
+
+    The trainer times one call per epoch and reports it, times the number of
+    batches, as ``negative_sampling_seconds`` in ``metrics.jsonl`` (the sampling
+    itself runs fused inside the jitted epoch, where it cannot be timed apart).
+    ``None`` (the default): the negatives are the batching's uniform ones.
+    """
+    del context, batch, key
+    return None
+
   def embed(self, context: Context, *, train: bool) -> tuple[jax.Array, jax.Array]:
     """Returns final ``([n_users, d], [n_items, d])`` embeddings."""
     raise NotImplementedError

@@ -190,6 +190,22 @@ class CurriculumDiffusion:
       return jnp.where(epoch > 0, len(self.snapshot_steps) - 1, -1).astype(jnp.int32)
     return curriculum_pool_index(epoch, *self.curriculum)
 
+  def _hard_negatives(self, context, batch, key, items):
+    """CNS: ``[batch]`` hard negatives from the epoch's pool (``items``: current items)."""
+    idx = self._pool_index(context["epoch"])
+    tables = jnp.concatenate([context["pools"], jax.lax.stop_gradient(items)[None]])
+    hard = pool_hard_negatives(
+        key, batch.users, batch.pos_items, tables[jnp.clip(idx, 0, tables.shape[0] - 1)],
+        context["train_indptr"], context["train_indices"],
+        n_candidates=self.n_candidates, top_k=self.top_k)
+    return jnp.where(idx < 0, batch.neg_items, hard)
+
+  def sampling_probe(self, context, batch, key):
+    if self.negative_sampling == "uniform":
+      return None
+    # The pools' shape stands in for the current items (only their values differ).
+    return self._hard_negatives(context, batch, key, context["pools"][-1])
+
   def _ccd_loss(self, context, batch, key, u, items, l_diff):
     """(1 - omega) BPR(uniform) + omega BPR(CNS) + lambda L_dm, and its parts."""
     score = lambda j: jnp.sum(u * items[j], -1)  # noqa: E731
@@ -199,13 +215,7 @@ class CurriculumDiffusion:
     if self.negative_sampling == "uniform":
       rec = bpr_uniform
     else:
-      idx = self._pool_index(context["epoch"])
-      tables = jnp.concatenate([context["pools"], jax.lax.stop_gradient(items)[None]])
-      hard = pool_hard_negatives(
-          key, batch.users, batch.pos_items, tables[jnp.clip(idx, 0, tables.shape[0] - 1)],
-          context["train_indptr"], context["train_indices"],
-          n_candidates=self.n_candidates, top_k=self.top_k)
-      hard = jnp.where(idx < 0, batch.neg_items, hard)
+      hard = self._hard_negatives(context, batch, key, items)
       bpr_hard = losses.bpr_loss(pos, score(hard), where=batch.mask)
       parts["bpr_hard"] = bpr_hard
       rec = (1 - self.omega) * bpr_uniform + self.omega * bpr_hard
