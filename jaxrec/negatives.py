@@ -237,10 +237,13 @@ def mixgcf_negatives(
 ) -> jax.Array:
   """MixGCF (Huang et al., KDD 2021): a synthesised hard negative per row.
 
-  Positive mixing: per candidate and layer, ``e'_l = a e^+_l + (1 - a) e^-_l``
-  with ``a ~ U(0, 1)`` drawn per (row, candidate, layer). Hop mixing: per layer,
-  the mixed candidate with the largest score ``<u, e'_l>``; the chosen layers
-  are pooled (``'mean'``, as LightGCN pools layers, or ``'sum'``).
+  Positive mixing: per candidate and layer, ``e'_l = a_l e^+_l + (1 - a_l) e^-_l``
+  with ``a_l ~ U(0, 1)`` drawn per (row, layer) and shared by the candidates, as
+  the official MixGCF code does. Hop mixing: per layer, the mixed candidate with
+  the largest score ``<u, e'_l>``; the chosen layers are pooled (``'mean'``, as
+  LightGCN pools layers, or ``'sum'``). ``u`` is one vector per row: with the
+  pooled user embedding, ``<u, pool(e')>`` is the negative's final score, and
+  the per-layer argmax maximises it over all layer combinations.
 
   Args:
     key: PRNG key.
@@ -255,7 +258,8 @@ def mixgcf_negatives(
   """
   if pool not in ("mean", "sum"):
     raise ValueError(f"Unknown pool {pool!r}; valid: mean, sum.")
-  alpha = jax.random.uniform(key, cand_layers.shape[:-1] + (1,))
+  b, _, n_layers, _ = cand_layers.shape
+  alpha = jax.random.uniform(key, (b, 1, n_layers, 1))
   mixed = alpha * pos_layers[:, None] + (1 - alpha) * cand_layers  # [B, M, L+1, d]
   scores = jnp.einsum("bd,bmld->bml", user_emb, mixed)
   best = jnp.argmax(scores, axis=1)  # [B, L+1]

@@ -73,11 +73,11 @@ def test_mixgcf_matches_brute_force():
   cand = rng.normal(size=(b, m, layers, d)).astype(np.float32)
   key = jax.random.key(0)
   got = np.asarray(mixgcf_negatives(key, jnp.asarray(u), jnp.asarray(pos), jnp.asarray(cand)))
-  alpha = np.asarray(jax.random.uniform(key, (b, m, layers, 1)))
+  alpha = np.asarray(jax.random.uniform(key, (b, 1, layers, 1)))  # Shared by candidates.
   want = np.zeros((b, d))
   for i in range(b):
     for lyr in range(layers):
-      mixed = [alpha[i, j, lyr] * pos[i, lyr] + (1 - alpha[i, j, lyr]) * cand[i, j, lyr]
+      mixed = [alpha[i, 0, lyr] * pos[i, lyr] + (1 - alpha[i, 0, lyr]) * cand[i, j, lyr]
                for j in range(m)]
       want[i] += mixed[int(np.argmax([u[i] @ x for x in mixed]))] / layers
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

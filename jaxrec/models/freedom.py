@@ -67,8 +67,9 @@ class FREEDOM(Recommender):
     ``[e_0/(L+1), ..., e_L/(L+1), h]`` (LightGCN's layers as the mean weights
     them, plus the item-graph term, so their sum is the final item): each
     component of each candidate is mixed with the positive's
-    (``a e+ + (1 - a) e-``, ``a ~ U(0, 1)``), the hardest candidate is taken per
-    component by ``<u, .>``, and the components are summed. Gradient flows
+    (``a e+ + (1 - a) e-``, ``a ~ U(0, 1)`` per row and component), the hardest
+    candidate is taken per component by ``<u, .>`` with the final user ``u`` (so
+    the sum is the highest-scoring mix), and the components are summed. Gradient flows
     through the mixed embedding, as in MixGCF.
 
   With ``reg_weight == 0`` the modality terms vanish, so the feature tables and

@@ -60,11 +60,11 @@ def test_mixgcf_components_sum_to_the_final_item_and_loss_matches_brute_force(tm
   np.testing.assert_allclose(parts.sum(1), items, rtol=1e-5, atol=1e-6)
   cand, k_mix = _candidates(model, context, batch, key)
   u = users[:5]
-  alpha = np.asarray(jax.random.uniform(k_mix, (5, 3, parts.shape[1], 1)))
+  alpha = np.asarray(jax.random.uniform(k_mix, (5, 1, parts.shape[1], 1)))
   neg = np.zeros_like(u)
   for b in range(5):  # Brute force: per component, the hardest mixed candidate.
     for c in range(parts.shape[1]):
-      mixed = [alpha[b, m, c] * parts[0, c] + (1 - alpha[b, m, c]) * parts[cand[b, m], c]
+      mixed = [alpha[b, 0, c] * parts[0, c] + (1 - alpha[b, 0, c]) * parts[cand[b, m], c]
                for m in range(3)]
       neg[b] += max(mixed, key=lambda e: float(u[b] @ e))
   expect = _bpr(np.sum(u * items[0], -1), np.sum(u * neg, -1), np.asarray(batch.mask))
