@@ -70,10 +70,6 @@ def main() -> None:
   args = parser.parse_args()
   logging.basicConfig(level=logging.WARNING)
   out_path = ROOT / "benchmarks" / "results" / f"{args.name}.json"
-  table = json.loads(out_path.read_text()) if out_path.exists() else {
-      "benchmark": "compare", "dataset": args.data or "synthetic (configs' default)",
-      "selected_on": "best valid epoch of each run; test metrics reported",
-      "backend": jax.default_backend(), "models": {}}
   for spec in args.variant:
     name, config_name, overrides = parse_variant(spec)
     runs = []
@@ -83,8 +79,12 @@ def main() -> None:
       runs.append({"seed": seed, "best_epoch": s["best_epoch"], "epochs_run": s["epochs_run"],
                    "train_seconds_per_epoch": round(s["train_seconds_per_epoch"], 2),
                    **{k: round(s["test"][k], 4) for k in KEYS}})
+    # Re-read before merging: other compare.py calls may have added variants meanwhile.
+    table = json.loads(out_path.read_text()) if out_path.exists() else {
+        "benchmark": "compare", "dataset": args.data or "synthetic (configs' default)",
+        "selected_on": "best valid epoch of each run; test metrics reported",
+        "backend": jax.default_backend(), "models": {}}
     table["models"][name] = {"config": config_name, "overrides": overrides, **summarize(runs)}
-    # Written after every variant, so partial results survive.
     out_path.write_text(json.dumps(table, indent=2) + "\n")
   print(json.dumps(table, indent=2))
 

@@ -109,13 +109,21 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 class CurriculumDiffusion:
   """DMA, NDI and CNS for a backbone: mixed into a backbone ``Recommender``.
 
-  The backbone provides ``item_id_embedding``, ``n_items``, ``modalities`` and
-  ``_conditions(context, ids)`` (projected modality rows, ``CONDITION_ORDER``).
+  Listed first among the bases, it wraps the backbone's ``__init__`` (backbone
+  keyword arguments + :func:`diffusion_options`), ``build_context`` (+ schedule,
+  pools, train CSR), ``on_epoch`` (+ the epoch number) and ``after_epoch`` (the
+  backbone's, then NDI). The backbone provides ``item_id_embedding``,
+  ``n_items``, ``modalities`` and ``_conditions(context, ids)`` (projected
+  modality rows in ``CONDITION_ORDER``).
   """
 
-  def _setup_diffusion(self, embedding_size: int, options: dict[str, Any],
-                       rngs: nnx.Rngs) -> None:
-    o = options
+  def __init__(self, dataset: Dataset, *, rngs: nnx.Rngs, **kwargs: Any):
+    backbone, o = split_options(kwargs)
+    embedding_size = backbone.get("embedding_size", 64)
+    if backbone.get("feat_embed_dim", 64) != embedding_size:
+      raise ValueError(f"CCDRec's estimator tokens need feat_embed_dim == embedding_size; "
+                       f"got {backbone.get('feat_embed_dim', 64)} and {embedding_size}.")
+    super().__init__(dataset, rngs=rngs, **backbone)
     self.timesteps = int(o["timesteps"])
     self.schedule_args = (o["beta_schedule"], self.timesteps, float(o["beta_start"]),
                           float(o["beta_end"]))
@@ -137,9 +145,11 @@ class CurriculumDiffusion:
         n_heads=o["estimator_heads"], residual=o["estimator_residual"],
         feed_forward=o["estimator_feed_forward"])
 
-  def _diffusion_context(self, dataset: Dataset) -> dict[str, Any]:
+  def build_context(self, dataset, *, cache_dir=None):
+    context = super().build_context(dataset, cache_dir=cache_dir)
     d = self.item_id_embedding[...].shape[1]
     return dict(
+        context,
         schedule=diffusion.make_schedule(*self.schedule_args[:2], beta_start=self.schedule_args[2],
                                          beta_end=self.schedule_args[3]),
         pools=jnp.zeros((len(self.snapshot_steps), self.n_items, d), jnp.float32),
@@ -147,6 +157,14 @@ class CurriculumDiffusion:
         train_indptr=jnp.asarray(dataset.train.indptr),
         train_indices=jnp.asarray(dataset.train.indices),
     )
+
+  def on_epoch(self, context, key, epoch):
+    context = super().on_epoch(context, key, epoch)
+    return {**context, "epoch": jnp.asarray(epoch, jnp.int32)}
+
+  def after_epoch(self, context, key, epoch):
+    """The backbone's products (LATTICE: its evaluation graph), then NDI's pools."""
+    return self._regenerate_pools(super().after_epoch(context, key, epoch), key)
 
   def _regenerate_pools(self, context, key):
     """NDI: the pools from the current item ID embeddings (no gradient)."""
@@ -222,12 +240,6 @@ class CurriculumDiffusion:
     return rec + self.diff_weight * l_diff, parts
 
 
-def _check_token_size(embedding_size: int, feat_embed_dim: int) -> None:
-  if feat_embed_dim != embedding_size:
-    raise ValueError(f"CCDRec's estimator tokens need feat_embed_dim == embedding_size; "
-                     f"got {feat_embed_dim} and {embedding_size}.")
-
-
 @registry.register("ccdrec")
 class CCDRec(CurriculumDiffusion, FREEDOM):
   """CCDRec on FREEDOM; see the module docstring for every choice and its source.
@@ -240,27 +252,9 @@ class CCDRec(CurriculumDiffusion, FREEDOM):
   hyperparameter_sources = (FREEDOM.__init__, diffusion_options)
   excluded_hyperparameters = ("negative_sampler", "n_negative_candidates")
 
-  def __init__(self, dataset: Dataset, *, rngs: nnx.Rngs, **kwargs: Any):
-    backbone, options = split_options(kwargs)
-    _check_token_size(backbone.get("embedding_size", 64), backbone.get("feat_embed_dim", 64))
-    super().__init__(dataset, rngs=rngs, **backbone)
-    self._setup_diffusion(backbone.get("embedding_size", 64), options, rngs)
-
-  def build_context(self, dataset, *, cache_dir=None):
-    context = super().build_context(dataset, cache_dir=cache_dir)
-    return {**context, **self._diffusion_context(dataset)}
-
-  def on_epoch(self, context, key, epoch):
-    context = super().on_epoch(context, key, epoch)
-    return {**context, "epoch": jnp.asarray(epoch, jnp.int32)}
-
   def _conditions(self, context, ids=None):
     del context
     return [self.projected(m, ids) for m in self.conditions]
-
-  def after_epoch(self, context, key, epoch):
-    del epoch
-    return self._regenerate_pools(context, key)
 
   def embed(self, context, *, train):
     h = self.item_graph(context)
@@ -292,20 +286,6 @@ class CCDRecLATTICE(CurriculumDiffusion, LATTICE):
 
   hyperparameter_sources = (LATTICE.__init__, diffusion_options)
 
-  def __init__(self, dataset: Dataset, *, rngs: nnx.Rngs, **kwargs: Any):
-    backbone, options = split_options(kwargs)
-    _check_token_size(backbone.get("embedding_size", 64), backbone.get("feat_embed_dim", 64))
-    super().__init__(dataset, rngs=rngs, **backbone)
-    self._setup_diffusion(backbone.get("embedding_size", 64), options, rngs)
-
-  def build_context(self, dataset, *, cache_dir=None):
-    context = super().build_context(dataset, cache_dir=cache_dir)
-    return {**context, **self._diffusion_context(dataset)}
-
-  def on_epoch(self, context, key, epoch):
-    context = super().on_epoch(context, key, epoch)
-    return {**context, "epoch": jnp.asarray(epoch, jnp.int32)}
-
   def _conditions(self, context, ids=None):
     inputs = self._graph_inputs(context)
     out = []
@@ -314,10 +294,6 @@ class CCDRecLATTICE(CurriculumDiffusion, LATTICE):
       x = x if ids is None else x[ids]
       out.append(jnp.matmul(x, inputs["kernels"][m], precision=_HIGHEST) + inputs["biases"][m])
     return out
-
-  def after_epoch(self, context, key, epoch):
-    """LATTICE's evaluation graph, then NDI's pools."""
-    return self._regenerate_pools(super().after_epoch(context, key, epoch), key)
 
   def embed(self, context, *, train):
     if train:
