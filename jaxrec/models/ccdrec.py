@@ -56,7 +56,7 @@ from jaxrec import diffusion, losses
 from jaxrec.data import Dataset
 from jaxrec.models import registry
 from jaxrec.models.freedom import FREEDOM
-from jaxrec.models.lattice import _HIGHEST, LATTICE
+from jaxrec.models.lattice import LATTICE
 from jaxrec.negatives import curriculum_pool_index, pool_hard_negatives
 
 NEGATIVE_SAMPLING = ("curriculum", "final_pool", "uniform")
@@ -287,20 +287,13 @@ class CCDRecLATTICE(CurriculumDiffusion, LATTICE):
   hyperparameter_sources = (LATTICE.__init__, diffusion_options)
 
   def _conditions(self, context, ids=None):
-    inputs = self._graph_inputs(context)
-    out = []
-    for m in self.conditions:
-      x = inputs["features"][m]
-      x = x if ids is None else x[ids]
-      out.append(jnp.matmul(x, inputs["kernels"][m], precision=_HIGHEST) + inputs["biases"][m])
-    return out
+    return self._projected(self._graph_inputs(context), self.conditions, ids)
 
   def embed(self, context, *, train):
     if train:
       return super().embed(context, train=True)
-    adj = self._with_graph(context)["item_adj"]
-    h = self._propagate_items(lambda y: self._constant_matmul(adj, y), self.item_id_embedding[...])
-    return self._forward(context, h, self._fuse_all(context, self.item_id_embedding[...]))
+    return self._forward(context, self.eval_item_graph(context),
+                         self._fuse_all(context, self.item_id_embedding[...]))
 
   def loss(self, context, batch, key):
     k_t, k_noise, k_neg = jax.random.split(key, 3)

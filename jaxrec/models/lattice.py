@@ -396,10 +396,18 @@ class LATTICE(Recommender):
         "modal_weight": self.modal_weight[...],
     }
 
-  def _projected(self, inputs: Mapping[str, object]) -> list[jax.Array]:
-    """``[n_items, feat_embed_dim]`` per modality (``image_trs`` / ``text_trs``)."""
-    return [jnp.matmul(inputs["features"][m], inputs["kernels"][m], precision=_HIGHEST)
-            + inputs["biases"][m] for m in self.modalities]
+  def _projected(self, inputs: Mapping[str, object], modalities: tuple[str, ...] | None = None,
+                 ids: jax.Array | None = None) -> list[jax.Array]:
+    """``[n_items or len(ids), feat_embed_dim]`` per modality (``image_trs`` / ``text_trs``).
+
+    ``modalities`` defaults to all present ones, ``ids`` (rows) to all items.
+    """
+    out = []
+    for m in self.modalities if modalities is None else modalities:
+      x = inputs["features"][m]
+      x = x if ids is None else x[ids]
+      out.append(jnp.matmul(x, inputs["kernels"][m], precision=_HIGHEST) + inputs["biases"][m])
+    return out
 
   def learned_neighbours(self, inputs: Mapping[str, object]) -> jax.Array:
     """``[M, n_items, knn_k]`` kNN ids of the projected features (no gradient)."""
@@ -533,14 +541,14 @@ class LATTICE(Recommender):
                            method=self.propagation).mean(0)
     return out[: self.n_users], out[self.n_users :] + h
 
+  def eval_item_graph(self, context: Context) -> jax.Array:
+    """``h`` over the graph of the current params, as the reference's full_sort_predict."""
+    adj = self._with_graph(context)["item_adj"]
+    return self._propagate_items(lambda y: self._constant_matmul(adj, y),
+                                 self.item_id_embedding[...])
+
   def embed(self, context, *, train):
-    if train:
-      h, _ = self._train_h(context)
-    else:
-      # Always the graph of the current params, as the reference's full_sort_predict.
-      adj = self._with_graph(context)["item_adj"]
-      h = self._propagate_items(lambda y: self._constant_matmul(adj, y),
-                                self.item_id_embedding[...])
+    h = self._train_h(context)[0] if train else self.eval_item_graph(context)
     return self._forward(context, h)
 
   @staticmethod

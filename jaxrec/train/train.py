@@ -134,11 +134,9 @@ def _probe_batch(data: TrainData, batch_size: int) -> Batch:
   return Batch(edges[:, 0], edges[:, 1], edges[:, 1], jnp.ones((batch_size,), bool))
 
 
-def _sampling_seconds(probe, params, context, batch: Batch, n_batches: int) -> float | None:
+def _sampling_seconds(probe, params, context, batch: Batch, n_batches: int) -> float:
   """Seconds of the model's own negative sampling in an epoch: one timed call x batches."""
   key = jax.random.key(0)
-  if jax.eval_shape(probe, params, context, batch, key) is None:
-    return None
   jax.block_until_ready(probe(params, context, batch, key))  # Compiled (once) outside the timing.
   t0 = time.perf_counter()
   jax.block_until_ready(probe(params, context, batch, key))
@@ -246,6 +244,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   on_epoch, after_epoch, embed, sampling_probe = _model_fns(graphdef)
   probe_batch = _probe_batch(data, config.train_batch_size)
   n_batches = num_batches(len(ds.train_edges), config.train_batch_size)
+  # Whether the model samples its own negatives is static: decided once, by tracing.
+  has_probe = jax.eval_shape(sampling_probe, params, context, probe_batch,
+                             jax.random.key(0)) is not None
   evaluator = _evaluator(ds, config)
   setup_seconds = time.perf_counter() - t_setup
   log.info("%s on %s: %d users, %d items, %d train edges, %d batches/epoch (setup %.1fs)",
@@ -297,8 +298,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     jax.block_until_ready(context)
     after_seconds = time.perf_counter() - t_after
     t_probe = time.perf_counter()
-    sampling_seconds = _sampling_seconds(sampling_probe, state["params"], epoch_context,
-                                         probe_batch, n_batches)
+    sampling_seconds = (_sampling_seconds(sampling_probe, state["params"], epoch_context,
+                                          probe_batch, n_batches) if has_probe else None)
     probe_seconds = time.perf_counter() - t_probe
     users, items = embed(state["params"], context)
     results = evaluator(users, items)
