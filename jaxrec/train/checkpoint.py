@@ -30,7 +30,12 @@ class Checkpointer:
   def save(self, which: str, epoch: int, tree: Any, meta: dict[str, Any]) -> None:
     """Saves ``tree`` (any pytree of arrays) and JSON ``meta`` as ``epoch``."""
     leaves = [np.asarray(x) for x in jax.device_get(jax.tree.leaves(tree))]
-    self._managers[which].save(
+    manager = self._managers[which]
+    if epoch in manager.all_steps():
+      # Left by a run killed after this save but before the epoch's "latest" one:
+      # the resumed run recomputes the epoch, so its new state replaces the old.
+      manager.delete(epoch)
+    manager.save(
         epoch,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave({"leaves": leaves}), meta=ocp.args.JsonSave(meta)),
