@@ -81,6 +81,31 @@ def test_killed_run_resumes_and_matches_uninterrupted(make_config, tmp_path, mon
       assert "negative_sampling_seconds" not in r
 
 
+def test_kill_between_best_and_latest_checkpoint_resumes(make_config, tmp_path, monkeypatch):
+  # The trainer saves "best" before "latest": a kill in between leaves best/<epoch>
+  # one epoch ahead of latest, and the resumed run saves that best epoch again.
+  config = make_config()
+  full = train_and_evaluate(config, tmp_path / "full")
+  from jaxrec.train import checkpoint
+
+  original = checkpoint.Checkpointer.save
+
+  def dying_save(self, which, epoch, tree, meta):
+    if which == "latest" and epoch == 2:
+      raise KeyboardInterrupt("killed")
+    return original(self, which, epoch, tree, meta)
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "save", dying_save)
+  with pytest.raises(KeyboardInterrupt):
+    train_and_evaluate(config, tmp_path / "resumed")
+  assert (tmp_path / "resumed" / "best" / "2").is_dir()
+  assert not (tmp_path / "resumed" / "checkpoints" / "2").exists()
+  monkeypatch.setattr(checkpoint.Checkpointer, "save", original)
+  resumed = train_and_evaluate(config, tmp_path / "resumed")
+  assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+  assert evaluate_workdir(tmp_path / "resumed")["epoch"] == full["best_epoch"]
+
+
 def test_finished_run_reruns_as_noop_and_evaluate_matches(make_config, tmp_path):
   config = make_config()
   first = train_and_evaluate(config, tmp_path)
