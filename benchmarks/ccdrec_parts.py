@@ -46,7 +46,8 @@ def main() -> None:
   n_cand = int(0.1 * n_items)
   cns = jax.jit(lambda k: pool_hard_negatives(
       k, users, pos, pool, jnp.asarray(csr.indptr), jnp.asarray(csr.indices),
-      n_candidates=n_cand, top_k=int(0.1 * n_cand)))
+      n_candidates=n_cand, top_k=int(0.1 * n_cand),
+      max_row_length=int(np.diff(csr.indptr).max())))
   cns_s = timed(cns, jax.random.key(0))
 
   est = diffusion.X0Estimator(d, rngs=__import__("flax").nnx.Rngs(0))

@@ -14,12 +14,15 @@ import numpy as np
 
 
 def _row_search(
-    indptr: jax.Array, values: jax.Array, rows: jax.Array, x: jax.Array, *, right: bool
+    indptr: jax.Array, values: jax.Array, rows: jax.Array, x: jax.Array, *, right: bool,
+    max_row_length: int | None = None,
 ) -> jax.Array:
   """Per-query ``searchsorted`` inside CSR row ``rows[b]``; returns global positions.
 
   ``values`` must be sorted within each row. ``right=False`` gives the first
   position with ``values >= x``, ``right=True`` the first with ``values > x``.
+  ``max_row_length`` (static, an upper bound on every row's length) sets the
+  search depth; by default it is bounded by ``nnz``.
   """
   lo, hi = indptr[rows], indptr[rows + 1]
   nnz = values.shape[0]
@@ -38,12 +41,14 @@ def _row_search(
     hi = jnp.where(active & ~go_right, mid, hi)
     return lo, hi
 
-  lo, _ = jax.lax.fori_loop(0, int(nnz).bit_length() + 1, body, (lo, hi))
+  longest = nnz if max_row_length is None else min(int(max_row_length), nnz)
+  lo, _ = jax.lax.fori_loop(0, int(longest).bit_length() + 1, body, (lo, hi))
   return lo
 
 
 def csr_contains(
-    indptr: jax.Array, indices: jax.Array, rows: jax.Array, cols: jax.Array
+    indptr: jax.Array, indices: jax.Array, rows: jax.Array, cols: jax.Array,
+    *, max_row_length: int | None = None,
 ) -> jax.Array:
   """Whether each ``(rows[b], cols[b])`` is an entry of a CSR matrix.
 
@@ -52,6 +57,9 @@ def csr_contains(
     indices: ``[nnz]`` int32 column ids, sorted within each row.
     rows: ``[...]`` int row ids.
     cols: ``[...]`` int column ids, same shape as ``rows``.
+    max_row_length: static upper bound on the rows' lengths (e.g. the largest
+      user degree); the binary search then takes ``log2`` of it steps instead
+      of ``log2(nnz)``. A smaller bound than the true one gives wrong answers.
 
   Returns:
     ``[...]`` bool.
@@ -59,7 +67,7 @@ def csr_contains(
   nnz = indices.shape[0]
   if nnz == 0:
     return jnp.zeros(rows.shape, bool)
-  pos = _row_search(indptr, indices, rows, cols, right=False)
+  pos = _row_search(indptr, indices, rows, cols, right=False, max_row_length=max_row_length)
   return (pos < indptr[rows + 1]) & (indices[jnp.clip(pos, 0, nnz - 1)] == cols)
 
 
@@ -145,6 +153,7 @@ def pool_hard_negatives(
     *,
     n_candidates: int,
     top_k: int,
+    max_row_length: int | None = None,
 ) -> jax.Array:
   """CCDRec's pool-based hard negatives (CNS, official code's ``sample_neg_items``).
 
@@ -163,6 +172,8 @@ def pool_hard_negatives(
     n_candidates: static candidate-set size (official: int(0.1 * n_items)).
     top_k: static number of most similar candidates to pick from
       (official: int(sample_k * n_candidates)).
+    max_row_length: static bound on the users' train degrees: a shorter
+      exclusion search (see :func:`csr_contains`).
 
   Returns:
     ``[batch]`` int32 item ids. Excluded candidates score -inf, so they are
@@ -175,7 +186,8 @@ def pool_hard_negatives(
   sim = pool[pos_items] @ pool[cand].T  # [batch, n_candidates]
   seen = csr_contains(train_indptr, train_indices,
                       jnp.broadcast_to(users[:, None], sim.shape),
-                      jnp.broadcast_to(cand[None, :], sim.shape))
+                      jnp.broadcast_to(cand[None, :], sim.shape),
+                      max_row_length=max_row_length)
   sim = jnp.where(seen, -jnp.inf, sim)
   _, top = jax.lax.top_k(sim, top_k)  # [batch, top_k]
   pick = jax.random.randint(k_pick, users.shape, 0, top_k)

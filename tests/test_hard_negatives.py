@@ -33,7 +33,7 @@ def test_pool_hard_negatives_never_train_positive_and_from_top_k():
   pool = rng.normal(size=(n_items, d)).astype(np.float32)
   users = np.arange(n_users, dtype=np.int32)
   pos = np.array([rng.choice(np.flatnonzero(r)) if r.any() else 0 for r in dense], np.int32)
-  fn = jax.jit(pool_hard_negatives, static_argnames=("n_candidates", "top_k"))
+  fn = jax.jit(pool_hard_negatives, static_argnames=("n_candidates", "top_k", "max_row_length"))
   for s in range(20):
     key = jax.random.key(s)
     got = np.asarray(fn(key, jnp.asarray(users), jnp.asarray(pos), jnp.asarray(pool),
@@ -42,6 +42,10 @@ def test_pool_hard_negatives_never_train_positive_and_from_top_k():
     allowed, _ = _brute_force(key, users, pos, pool, dense, 30, 3)
     assert not dense[users, got].any()
     assert all(g in a for g, a in zip(got, allowed))
+    bounded = fn(key, jnp.asarray(users), jnp.asarray(pos), jnp.asarray(pool),
+                 jnp.asarray(csr.indptr), jnp.asarray(csr.indices), n_candidates=30, top_k=3,
+                 max_row_length=int(np.diff(csr.indptr).max()))
+    np.testing.assert_array_equal(np.asarray(bounded), got)
 
 
 def test_dns_takes_the_highest_scoring_admissible_candidate():

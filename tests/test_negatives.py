@@ -18,8 +18,26 @@ def test_csr_contains_matches_dense():
   dense[6] = True  # A full row.
   csr = CSR.from_coo(*np.nonzero(dense), 37, 53)
   rows, cols = np.meshgrid(np.arange(37), np.arange(53), indexing="ij")
-  got = jax.jit(csr_contains)(jnp.asarray(csr.indptr), jnp.asarray(csr.indices),
-                              jnp.asarray(rows), jnp.asarray(cols))
+  longest = int(np.diff(csr.indptr).max())
+  assert longest == 53
+  # The search depth from the longest row (53: full row) or from nnz gives the same answer.
+  for bound in (None, longest):
+    got = jax.jit(csr_contains, static_argnames="max_row_length")(
+        jnp.asarray(csr.indptr), jnp.asarray(csr.indices), jnp.asarray(rows),
+        jnp.asarray(cols), max_row_length=bound)
+    np.testing.assert_array_equal(np.asarray(got), dense)
+
+
+def test_csr_contains_with_short_rows_and_a_tight_bound():
+  rng = np.random.default_rng(3)
+  _, dense = _random_csr(rng, 200, 500, 0.01)
+  dense[7, [0, 1, 2, 499]] = True
+  csr = CSR.from_coo(*np.nonzero(dense), 200, 500)
+  rows, cols = np.meshgrid(np.arange(200), np.arange(500), indexing="ij")
+  longest = int(np.diff(csr.indptr).max())
+  assert longest < 20 and len(csr.indices) > 500
+  got = csr_contains(jnp.asarray(csr.indptr), jnp.asarray(csr.indices), jnp.asarray(rows),
+                     jnp.asarray(cols), max_row_length=longest)
   np.testing.assert_array_equal(np.asarray(got), dense)
 
 

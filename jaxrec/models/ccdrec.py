@@ -50,6 +50,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxrec import diffusion, losses
@@ -134,6 +135,7 @@ class CurriculumDiffusion:
                        int(o["curriculum_end"]))
     self.n_candidates = max(1, int(o["candidate_fraction"] * self.n_items))
     self.top_k = max(1, int(o["sample_k"] * self.n_candidates))
+    self.max_user_items = max(1, int(np.diff(dataset.train.indptr).max(initial=0)))
     self.snapshot_steps = (diffusion.ndi_snapshot_steps(self.timesteps)
                            if o["snapshots"] == "official"
                            else diffusion.paper_snapshot_steps(self.timesteps))
@@ -215,7 +217,7 @@ class CurriculumDiffusion:
     hard = pool_hard_negatives(
         key, batch.users, batch.pos_items, tables[jnp.clip(idx, 0, tables.shape[0] - 1)],
         context["train_indptr"], context["train_indices"],
-        n_candidates=self.n_candidates, top_k=self.top_k)
+        n_candidates=self.n_candidates, top_k=self.top_k, max_row_length=self.max_user_items)
     return jnp.where(idx < 0, batch.neg_items, hard)
 
   def sampling_probe(self, context, batch, key):
