@@ -95,6 +95,22 @@ def diffusion_options(
                      f"{', '.join(NEGATIVE_SAMPLING)}.")
   if snapshots not in ("official", "paper"):
     raise ValueError(f"Unknown snapshots {snapshots!r}; valid: official, paper.")
+  ranges = {  # name: (low, high, low included); the bounds the formulas need.
+      "timesteps": (2, None, True), "diff_weight": (0.0, None, True),
+      "fusion_weight": (0.0, 1.0, True), "omega": (0.0, 1.0, True),
+      "candidate_fraction": (0.0, 1.0, False), "sample_k": (0.0, 1.0, False),
+      "curriculum_start": (0, None, True), "curriculum_step": (1, None, True),
+      "estimator_layers": (1, None, True), "estimator_heads": (1, None, True),
+  }
+  for name, (low, high, closed) in ranges.items():
+    v = options[name]
+    if (v < low if closed else v <= low) or (high is not None and v > high):
+      interval = f"{'[' if closed else '('}{low}, {high if high is not None else 'inf'}"
+      raise ValueError(f"{name} must lie in {interval}{']' if high is not None else ')'}; "
+                       f"got {v!r}.")
+  if curriculum_end < curriculum_start:
+    raise ValueError(f"curriculum_end ({curriculum_end}) must be >= curriculum_start "
+                     f"({curriculum_start}).")
   return options
 
 

@@ -93,3 +93,25 @@ def test_config_errors(setup):
     _model(ds, negative_sampling="nope")
   with pytest.raises(ValueError, match="feat_embed_dim == embedding_size"):
     _model(ds, feat_embed_dim=4)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("candidate_fraction", 0.0, r"candidate_fraction must lie in \(0.0, 1.0\]"),
+    ("candidate_fraction", 1.5, "candidate_fraction"),
+    ("sample_k", 0.0, "sample_k"),
+    ("fusion_weight", -0.1, r"fusion_weight must lie in \[0.0, 1.0\]"),
+    ("omega", 2.0, "omega"),
+    ("diff_weight", -1.0, "diff_weight"),
+    ("timesteps", 1, r"timesteps must lie in \[2, inf\)"),
+    ("curriculum_step", 0, "curriculum_step"),
+    ("curriculum_end", 2, "curriculum_end"),
+    ("estimator_heads", 0, "estimator_heads"),
+])
+def test_out_of_range_options_are_named(setup, key, value, message):
+  ds, _ = setup
+  with pytest.raises(ValueError, match=message):
+    _model(ds, **{key: value})
+  _model(ds, **{key: {"candidate_fraction": 1.0, "sample_k": 1.0, "fusion_weight": 0.0,
+                      "omega": 1.0, "diff_weight": 0.0, "timesteps": 2,
+                      "curriculum_step": 1, "curriculum_end": 5,
+                      "estimator_heads": 1}[key]})  # The bound itself is accepted.
