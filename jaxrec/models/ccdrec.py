@@ -24,8 +24,9 @@ available where it is more general. Paper equations are cited as (Eq. n) of
   model's current item embeddings after ``curriculum_end``; a random
   ``candidate_fraction`` of items is shared by the batch; the positive's pool row
   scores them by dot product; the user's training items are excluded via the
-  CSR; one of the top ``sample_k`` fraction is picked at random; its CURRENT
-  model embedding enters the loss. Epoch 0 reuses the uniform negative.
+  CSR (a binary search per pair, its depth from the largest user degree); one
+  of the top ``sample_k`` fraction is picked at random; its CURRENT model
+  embedding enters the loss. Epoch 0 reuses the uniform negative.
 * Loss (Eq. 8-9): (1 - omega) BPR(uniform) + omega BPR(hard) + lambda L_dm
   (+ reg_weight * FREEDOM's modality BPR), BPR averaged over the batch.
 
